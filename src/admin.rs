@@ -1,0 +1,54 @@
+//! The admin listener (default `:9090`), for the platform rather than users:
+//!
+//! - `GET /healthz`: 200 while the process runs (liveness).
+//! - `GET /readyz`: 200 once warm and until shutdown begins, 503 otherwise.
+//! - `GET /metrics`: lookout's own metrics (OpenMetrics text).
+//! - `POST /-/reload`: reload the modules file, as SIGHUP does.
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, StatusCode},
+    middleware,
+    response::IntoResponse,
+    routing::{get, post},
+    Router,
+};
+
+use crate::{health::NotReady, middleware::observe, reload, state::AppState};
+
+/// The admin routes, instrumented.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/-/reload", post(reload))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.health().readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n"),
+        Err(NotReady::WarmingUp) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: warming up\n"),
+        Err(NotReady::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n"),
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = state.metrics().render_for(accept);
+    ([(header::CONTENT_TYPE, content_type)], body)
+}
+
+async fn reload(State(state): State<AppState>) -> impl IntoResponse {
+    match reload::reload(&state).await {
+        Ok(count) => (StatusCode::OK, format!("reloaded {count} modules\n")),
+        // blackbox_exporter answers a failed reload with 500 and the reason.
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")),
+    }
+}

@@ -1,0 +1,52 @@
+//! The library's error type. Every variant renders as one line that names
+//! what went wrong and where; `main` prints it and picks the exit status.
+//! Causes are part of each message, not `source()`, so a report that walks
+//! the chain does not print them twice.
+
+use std::{io, net::SocketAddr};
+
+use crate::{config::ConfigError, tls::TlsError};
+
+/// Anything that stops lookout from starting, reloading or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The modules file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A module's TLS material could not be loaded.
+    #[error("module {module:?}: {cause}")]
+    Module {
+        /// Module name.
+        module: String,
+        /// What was wrong with its TLS settings.
+        cause: TlsError,
+    },
+    /// `RUST_LOG` does not parse.
+    #[error("invalid RUST_LOG: {0}")]
+    LogFilter(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        cause: io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(io::Error),
+    /// A background task died (a bug: tasks do not panic by design).
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    /// Exit status for this error: 2 for anything the operator's input caused
+    /// (flags, environment, files), 1 for failures at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Module { .. } | Self::LogFilter(_) => 2,
+            Self::Bind { .. } | Self::Signal(_) | Self::Task(_) => 1,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! lookout: a Prometheus prober compatible with blackbox_exporter.
+//!
+//! `GET /probe?target=...&module=...` on the probe listener runs one probe and
+//! answers with blackbox_exporter's metrics; the admin listener serves health,
+//! readiness, lookout's own metrics and reloads. The binary (`main.rs`) only
+//! parses the command line and maps errors to exit codes; everything else
+//! lives here, so tests can drive it in-process.
+
+pub mod admin;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod duration;
+mod error;
+pub mod health;
+pub mod metrics;
+pub mod middleware;
+pub mod process;
+pub mod prober;
+pub mod reload;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+pub mod tls;
+
+pub use error::Error;
+
+/// `lookout check-config FILE`: parses the file and builds every module,
+/// exactly as start-up and reload do. Returns the module names.
+pub fn check_config(path: &std::path::Path) -> Result<Vec<String>, Error> {
+    let config = config::Config::load(path)?;
+    let prober = prober::Prober::build(&config)?;
+    Ok(prober.module_names().map(str::to_owned).collect())
+}

@@ -1,0 +1,68 @@
+//! The `lookout` binary: parse the command line, run, and turn the outcome
+//! into an exit status. Errors print as one line: 2 for bad input (flags,
+//! environment, files), 1 for failures at run time; never a panic.
+
+use std::{io::Write as _, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use lookout::{
+    cli::{self, Cli, Command, Rejected},
+    shutdown::Outcome,
+};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            return match cli::rejected(&error) {
+                Rejected::Informational(text) => {
+                    // A closed stdout (`lookout --help | head -1`) is not an error.
+                    let _ = std::io::stdout().write_all(text.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Rejected::Usage(line) => {
+                    eprintln!("lookout: error: {line}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
+    match run(&cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("lookout: error: {error:#}");
+            ExitCode::from(error.downcast_ref::<lookout::Error>().map_or(1, lookout::Error::exit_code))
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::CheckConfig { ref file }) => {
+            let modules = lookout::check_config(file)?;
+            eprintln!("{}: OK, {} modules: {}", file.display(), modules.len(), modules.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        None | Some(Command::Serve) => serve(cli),
+    }
+}
+
+fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    lookout::telemetry::init(cli.log_format)?;
+    let source = cli.config_source();
+    // Parse before binding anything: bad input must exit 2 without side effects.
+    let config = source.load().map_err(lookout::Error::from)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(lookout::server::run(cli.settings(), source, config));
+    // Do not wait for stragglers (a DNS lookup on a blocking thread): the
+    // shutdown sequence already gave requests their time.
+    runtime.shutdown_background();
+    Ok(match outcome? {
+        Outcome::Drained | Outcome::DrainTimedOut => ExitCode::SUCCESS,
+        Outcome::Forced(signal) => ExitCode::from(128 + signal as u8),
+    })
+}

@@ -1,0 +1,211 @@
+//! Client TLS configurations for probes.
+//!
+//! Trust is webpki-roots, compiled into the binary, plus whatever `ca_file` a
+//! module names: no operating-system trust store is read, so lookout works in
+//! an empty root file system. The crypto provider is ring, and only ring.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use rustls::{
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms},
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedProtocolVersion,
+};
+
+use crate::config::{TlsConfig, TlsVersion};
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or parsed.
+    #[error("{path}: {cause}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        cause: rustls::pki_types::pem::Error,
+    },
+    /// A PEM file held no certificate.
+    #[error("{path}: no certificate found")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A CA certificate was rejected as a trust anchor.
+    #[error("{path}: unusable CA certificate: {cause}")]
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// rustls' reason.
+        cause: rustls::Error,
+    },
+    /// The version range or client certificate was rejected by rustls.
+    #[error("{0}")]
+    Rustls(rustls::Error),
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(cause: rustls::Error) -> Self {
+        Self::Rustls(cause)
+    }
+}
+
+/// The provider every configuration uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The compiled-in Mozilla roots.
+pub fn webpki_roots() -> RootCertStore {
+    RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+}
+
+/// Builds the client configuration for one module's `tls_config`; `alpn`
+/// lists the protocols offered, most preferred first.
+pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let versions = versions(tls.min_version, tls.max_version);
+    let builder = ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider.signature_verification_algorithms)))
+    } else {
+        let mut roots = webpki_roots();
+        if let Some(path) = &tls.ca_file {
+            let certs = read_certs(path)?;
+            for cert in certs {
+                roots.add(cert).map_err(|cause| TlsError::BadCa {
+                    path: path.clone(),
+                    cause,
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|cause| TlsError::Pem {
+                path: key.clone(),
+                cause,
+            })?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The versions in `[min, max]` that rustls implements (1.2 and 1.3): a
+/// minimum of TLS10 or TLS11 therefore means 1.2.
+fn versions(min: Option<TlsVersion>, max: Option<TlsVersion>) -> Vec<&'static SupportedProtocolVersion> {
+    let min = min.unwrap_or(TlsVersion::Tls12);
+    let max = max.unwrap_or(TlsVersion::Tls13);
+    [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
+        .into_iter()
+        .filter(|(v, _)| (min..=max).contains(v))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = |cause| TlsError::Pem {
+        path: path.to_owned(),
+        cause,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { path: path.to_owned() });
+    }
+    Ok(certs)
+}
+
+/// `insecure_skip_verify`: accept any certificate and name, but still check
+/// that the handshake is signed by the key the server presented.
+#[derive(Debug)]
+struct AcceptAnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webpki_roots_are_compiled_in() {
+        assert!(webpki_roots().len() > 100);
+    }
+
+    #[test]
+    fn version_range_maps_onto_what_rustls_speaks() {
+        assert_eq!(versions(None, None).len(), 2);
+        assert_eq!(versions(Some(TlsVersion::Tls10), None).len(), 2);
+        assert_eq!(versions(Some(TlsVersion::Tls13), None), [&rustls::version::TLS13]);
+        assert_eq!(versions(None, Some(TlsVersion::Tls12)), [&rustls::version::TLS12]);
+    }
+
+    #[test]
+    fn missing_ca_file_is_named() {
+        let tls = TlsConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsConfig::default()
+        };
+        let err = client_config(&tls, &[]).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let tls = TlsConfig {
+            ca_file: Some(path),
+            ..TlsConfig::default()
+        };
+        let err = client_config(&tls, &[]).unwrap_err().to_string();
+        assert!(err.contains("no certificate found"), "{err}");
+    }
+}

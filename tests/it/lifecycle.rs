@@ -1,0 +1,84 @@
+//! Readiness through start-up and shutdown, signals, exit statuses.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+};
+
+use crate::support::{ca_pem, parse_response, spawn_app, PATIENCE};
+
+#[test]
+fn readiness_is_503_until_warm_up_ends_while_healthz_answers_at_once() {
+    // Warm-up reads every module's ca_file; a FIFO holds it back until we write.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pem");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let config = dir.path().join("blackbox.yml");
+    std::fs::write(
+        &config,
+        format!("modules:\n  internal:\n    prober: http\n    http:\n      tls_config:\n        ca_file: {}\n", fifo.display()),
+    )
+    .unwrap();
+
+    let app = spawn_app(&["--config.file", config.to_str().unwrap()], &[]);
+    assert_eq!(app.admin("GET", "/healthz").status, 200);
+    let readyz = app.admin("GET", "/readyz");
+    assert_eq!(readyz.status, 503);
+    assert!(readyz.body.contains("warming up"), "{readyz:?}");
+
+    std::fs::write(&fifo, ca_pem()).unwrap();
+    let readyz = app.admin_until("/readyz", |r| r.status != 503);
+    assert_eq!(readyz.status, 200, "{readyz:?}");
+}
+
+#[test]
+fn sigterm_turns_readiness_off_at_once_keeps_serving_then_exits_0() {
+    let mut app = spawn_app(&["--shutdown-delay", "2s", "--drain-timeout", "5s"], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+
+    // A keep-alive connection opened before the signal keeps working during the delay.
+    let mut kept = TcpStream::connect(app.probe).unwrap();
+    kept.set_read_timeout(Some(PATIENCE)).unwrap();
+    let ask = |stream: &mut TcpStream| {
+        stream
+            .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: lookout\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).unwrap();
+        parse_response(&buf[..n])
+    };
+    assert_eq!(ask(&mut kept).status, 200);
+
+    app.signal("TERM");
+    let readyz = app.admin_until("/readyz", |r| r.status == 503);
+    assert!(readyz.body.contains("shutting down"), "{readyz:?}");
+    assert_eq!(app.admin("GET", "/healthz").status, 200);
+    assert_eq!(ask(&mut kept).status, 200);
+
+    let status = app.wait();
+    assert_eq!(status.code(), Some(0), "logs: {:?}", app.logs());
+    app.log_line("shutdown: drained; exiting");
+}
+
+#[test]
+fn sigint_shuts_down_like_sigterm() {
+    let mut app = spawn_app(&["--shutdown-delay", "0s"], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    app.signal("INT");
+    assert_eq!(app.wait().code(), Some(0));
+    assert!(app.log_line("shutdown: readiness is now 503").contains("SIGINT"));
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    // A delay far longer than the test's patience: only the second signal can end it in time.
+    let mut app = spawn_app(&["--shutdown-delay", "1h"], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    app.signal("TERM");
+    app.admin_until("/readyz", |r| r.status == 503);
+    app.signal("TERM");
+    let status = app.wait();
+    assert_eq!(status.code(), Some(128 + 15), "logs: {:?}", app.logs());
+    app.log_line("second signal: exiting now");
+}

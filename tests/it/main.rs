@@ -1,0 +1,11 @@
+//! Integration tests: the real `lookout` binary, real sockets on port 0,
+//! real signals. One test binary, as zero-to-production arranges it.
+
+// Helpers are `pub` to share them between modules of this one crate.
+#![allow(unreachable_pub)]
+
+mod cli;
+mod lifecycle;
+mod observability;
+mod reload;
+mod support;

@@ -1,0 +1,201 @@
+//! Starting lookout as a child process and talking to it over TCP.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{mpsc, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Generous bound for anything that should happen "soon"; only a failing test
+/// ever waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+pub fn lookout() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lookout"))
+}
+
+/// A running lookout server.
+pub struct App {
+    child: Child,
+    pub probe: SocketAddr,
+    pub admin: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `lookout` on ephemeral loopback ports with JSON logs, plus `args`
+/// and `env`, and waits until both listeners are bound.
+pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
+    let mut command = lookout();
+    command
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env_remove("LOOKOUT_CONFIG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("lookout starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = Arc::clone(&logs);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                if json["message"] == "listening" {
+                    let addr: SocketAddr = json["addr"].as_str().unwrap().parse().unwrap();
+                    let _ = tx.send((json["listener"].as_str().unwrap().to_owned(), addr));
+                }
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let (mut probe, mut admin) = (None, None);
+    while probe.is_none() || admin.is_none() {
+        match rx.recv_timeout(PATIENCE) {
+            Ok((listener, addr)) if listener == "probe" => probe = Some(addr),
+            Ok((_, addr)) => admin = Some(addr),
+            Err(_) => panic!("lookout did not report its listeners; logs: {:?}", logs.lock().unwrap()),
+        }
+    }
+    App {
+        child,
+        probe: probe.unwrap(),
+        admin: admin.unwrap(),
+        logs,
+    }
+}
+
+impl App {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    pub fn admin(&self, method: &str, path: &str) -> Response {
+        request(self.admin, method, path, &[])
+    }
+
+    /// Waits for the process to exit, failing the test after [`PATIENCE`].
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "lookout did not exit; logs: {:?}", self.logs());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Polls the admin endpoint until `check` accepts the response.
+    pub fn admin_until(&self, path: &str, check: impl Fn(&Response) -> bool) -> Response {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let response = self.admin("GET", path);
+            if check(&response) {
+                return response;
+            }
+            assert!(Instant::now() < deadline, "{path} never satisfied the check; last: {response:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until a log line contains `needle`, returning it.
+    pub fn log_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:?}", self.logs());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // Only our own child, by PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str("Content-Length: 0\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A self-signed CA certificate in PEM.
+pub fn ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
