@@ -7,6 +7,7 @@ use clap::{error::ErrorKind, Parser, Subcommand};
 
 use crate::{
     config::ConfigSource,
+    prober::DEFAULT_MODULE,
     duration::PromDuration,
     server::{Settings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN},
     telemetry::LogFormat,
@@ -73,6 +74,18 @@ pub enum Command {
     CheckConfig {
         /// The blackbox.yml file.
         file: PathBuf,
+    },
+    /// Run one probe and print its metrics: exit 0 on success, 1 on failure.
+    /// For debugging from inside a shell-less container: kubectl exec POD -- lookout probe ...
+    Probe {
+        /// What to probe, as /probe?target= takes it (a URL or host:port).
+        target: String,
+        /// Module to probe with.
+        #[arg(long, default_value = DEFAULT_MODULE)]
+        module: String,
+        /// Probe deadline [default: the module's timeout, else 119.5s as /probe without a scrape timeout].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<PromDuration>,
     },
 }
 

@@ -345,9 +345,17 @@ pub enum TlsVersion {
     Tls13,
 }
 
-/// A compiled regular expression (RE2 syntax, as Go's `regexp`).
+/// A compiled regular expression (RE2 syntax, as Go's `regexp`), matched
+/// against raw bytes as blackbox_exporter matches bodies and header values.
 #[derive(Clone)]
-pub struct Pattern(pub regex::Regex);
+pub struct Pattern(pub regex::bytes::Regex);
+
+impl Pattern {
+    /// Whether the pattern matches anywhere in `haystack` (unanchored).
+    pub fn is_match(&self, haystack: &[u8]) -> bool {
+        self.0.is_match(haystack)
+    }
+}
 
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -359,7 +367,7 @@ impl FromStr for Pattern {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        regex::Regex::new(text)
+        regex::bytes::Regex::new(text)
             .map(Pattern)
             .map_err(|e| format!("invalid regexp {text:?}: {}", one_line(&e.to_string())))
     }
@@ -682,7 +690,7 @@ modules:
         assert_eq!(http.body_size_limit, ByteSize(1 << 20));
         assert_eq!(http.tls_config.ca_file.as_deref(), Some(Path::new("/etc/lookout/ca.pem")));
         assert_eq!(http.tls_config.min_version, Some(TlsVersion::Tls12));
-        assert!(http.fail_if_body_not_matches_regexp[0].0.is_match("all fine"));
+        assert!(http.fail_if_body_not_matches_regexp[0].is_match(b"all fine"));
     }
 
     #[test]

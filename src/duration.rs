@@ -1,9 +1,11 @@
-//! Durations written the way Prometheus writes them: `500ms`, `5s`, `1m30s`, `1h`.
+//! Durations as Prometheus and blackbox_exporter users write them.
 //!
-//! The grammar is Prometheus' `model.ParseDuration`: an optional run of
-//! `<digits><unit>` pairs with units in the order y, w, d, h, m, s, ms, each at
-//! most once, or a bare `0`. blackbox.yml files and our flags share it, so a
-//! value that works for blackbox_exporter works here too.
+//! Two notations meet here: Prometheus' `model.Duration` (`5s`, `1m30s`, `1d`,
+//! integers, units y w d h m s ms) and Go's `time.ParseDuration`, which
+//! blackbox_exporter uses for a module's `timeout` (`1.5s`, `500us`, `250ns`).
+//! We accept both: a run of `<number><unit>` pairs whose values add up, with
+//! an optional fraction, units `y w d h m s ms us µs ns`, or a bare `0`. Every
+//! file or flag that works with either tool therefore works here.
 
 use std::{fmt, str::FromStr, time::Duration};
 
@@ -21,16 +23,21 @@ pub struct ParseDurationError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PromDuration(pub Duration);
 
-/// Units in the only order Prometheus accepts them, with their length in ms.
-const UNITS: [(&str, u64); 7] = [
-    ("y", 365 * 24 * 60 * 60 * 1000),
-    ("w", 7 * 24 * 60 * 60 * 1000),
-    ("d", 24 * 60 * 60 * 1000),
-    ("h", 60 * 60 * 1000),
-    ("m", 60 * 1000),
-    ("s", 1000),
-    ("ms", 1),
+/// Units and their length in nanoseconds, longest name first where one is a
+/// prefix of another (`ms` before `m`).
+const UNITS: [(&str, u128); 10] = [
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("ns", 1),
+    ("y", 365 * 24 * 3600 * NANOS),
+    ("w", 7 * 24 * 3600 * NANOS),
+    ("d", 24 * 3600 * NANOS),
+    ("h", 3600 * NANOS),
+    ("m", 60 * NANOS),
+    ("s", NANOS),
 ];
+const NANOS: u128 = 1_000_000_000;
 
 impl FromStr for PromDuration {
     type Err = ParseDurationError;
@@ -47,50 +54,63 @@ impl FromStr for PromDuration {
             return Err(fail("empty; write e.g. 5s, 500ms or 1m"));
         }
         let mut rest = input;
-        let mut next_unit = 0;
-        let mut total_ms: u64 = 0;
+        let mut total: u128 = 0;
         while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
+            let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let (int, after) = rest.split_at(int_len);
+            let (frac, after) = match after.strip_prefix('.') {
+                Some(f) => {
+                    let n = f.bytes().take_while(u8::is_ascii_digit).count();
+                    f.split_at(n)
+                }
+                None => ("", after),
+            };
+            if int.is_empty() && frac.is_empty() {
                 return Err(fail("expected a number; write e.g. 5s, 500ms or 1m"));
             }
-            let number: u64 = rest[..digits]
-                .parse()
-                .map_err(|_| fail("number too large"))?;
-            rest = &rest[digits..];
-            let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
-            let unit = &rest[..unit_len];
-            rest = &rest[unit_len..];
-            let Some(offset) = UNITS[next_unit..].iter().position(|(u, _)| *u == unit) else {
-                return Err(if UNITS.iter().any(|(u, _)| *u == unit) {
-                    fail("units must appear once each, largest first (y w d h m s ms)")
-                } else if unit.is_empty() {
-                    fail("missing unit (one of y w d h m s ms)")
+            let Some((unit, scale)) = UNITS.iter().find(|(u, _)| after.starts_with(u)) else {
+                return Err(if after.is_empty() || after.starts_with(|c: char| c.is_ascii_digit()) {
+                    fail("missing unit (one of y w d h m s ms us ns)")
                 } else {
-                    fail("unknown unit (one of y w d h m s ms)")
+                    fail("unknown unit (one of y w d h m s ms us ns)")
                 });
             };
-            let index = next_unit + offset;
-            next_unit = index + 1;
-            total_ms = number
-                .checked_mul(UNITS[index].1)
-                .and_then(|ms| total_ms.checked_add(ms))
+            let whole: u128 = if int.is_empty() {
+                0
+            } else {
+                int.parse().map_err(|_| fail("number too large"))?
+            };
+            // Fractions beyond nanosecond precision are dropped, as Go does.
+            let mut fraction: u128 = 0;
+            let mut divisor: u128 = 1;
+            for digit in frac.bytes().take(19) {
+                fraction = fraction * 10 + u128::from(digit - b'0');
+                divisor *= 10;
+            }
+            total = whole
+                .checked_mul(*scale)
+                .and_then(|n| n.checked_add(fraction * scale / divisor))
+                .and_then(|n| total.checked_add(n))
+                .filter(|n| *n <= u128::from(u64::MAX))
                 .ok_or_else(|| fail("too large"))?;
+            rest = &after[unit.len()..];
         }
-        Ok(Self(Duration::from_millis(total_ms)))
+        let total = u64::try_from(total).map_err(|_| fail("too large"))?;
+        Ok(Self(Duration::from_nanos(total)))
     }
 }
 
 impl fmt::Display for PromDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX);
-        if ms == 0 {
+        let mut ns = self.0.as_nanos();
+        if ns == 0 {
             return f.write_str("0s");
         }
-        for (unit, len) in UNITS {
-            if ms >= len {
-                write!(f, "{}{unit}", ms / len)?;
-                ms %= len;
+        for unit in ["y", "w", "d", "h", "m", "s", "ms", "us", "ns"] {
+            let len = UNITS.iter().find(|(u, _)| *u == unit).map_or(1, |(_, l)| *l);
+            if ns >= len {
+                write!(f, "{}{unit}", ns / len)?;
+                ns %= len;
             }
         }
         Ok(())
@@ -131,17 +151,26 @@ mod tests {
     }
 
     #[test]
+    fn go_notation_parses() {
+        assert_eq!(parse("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse(".5m").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse("250µs").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse("10ns").unwrap(), Duration::from_nanos(10));
+        assert_eq!(parse("1s1m").unwrap(), Duration::from_secs(61));
+    }
+
+    #[test]
     fn malformed_durations_say_why() {
         for (input, reason) in [
             ("", "empty"),
             ("5", "missing unit"),
             ("5x", "unknown unit"),
+            ("5S", "unknown unit"),
             ("s", "expected a number"),
-            ("1s1m", "largest first"),
-            ("1s1s", "largest first"),
             ("-1s", "expected a number"),
-            ("1.5s", "unknown unit"),
-            ("99999999999999999999s", "number too large"),
+            ("1.s5", "missing unit"),
+            ("99999999999999999999999999999999999999999s", "number too large"),
             ("999999999999y", "too large"),
         ] {
             let err = parse(input).unwrap_err().to_string();
@@ -152,7 +181,7 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["0s", "500ms", "5s", "1m30s", "1h", "1d2h", "1w", "1s500ms"] {
+        for s in ["0s", "500ms", "5s", "1m30s", "1h", "1d2h", "1w", "1s500ms", "250us"] {
             assert_eq!(s.parse::<PromDuration>().unwrap().to_string(), s);
         }
     }

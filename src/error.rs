@@ -21,6 +21,14 @@ pub enum Error {
         /// What was wrong with its TLS settings.
         cause: TlsError,
     },
+    /// `lookout probe --module` names no configured module.
+    #[error("unknown module {module:?} (modules: {known})")]
+    UnknownModule {
+        /// The name asked for.
+        module: String,
+        /// The configured names.
+        known: String,
+    },
     /// `RUST_LOG` does not parse.
     #[error("invalid RUST_LOG: {0}")]
     LogFilter(String),
@@ -45,7 +53,7 @@ impl Error {
     /// (flags, environment, files), 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Module { .. } | Self::LogFilter(_) => 2,
+            Self::Config(_) | Self::Module { .. } | Self::UnknownModule { .. } | Self::LogFilter(_) => 2,
             Self::Bind { .. } | Self::Signal(_) | Self::Task(_) => 1,
         }
     }

@@ -33,3 +33,24 @@ pub fn check_config(path: &std::path::Path) -> Result<Vec<String>, Error> {
     let prober = prober::Prober::build(&config)?;
     Ok(prober.module_names().map(str::to_owned).collect())
 }
+
+/// `lookout probe`: one probe with the configured modules, as /probe runs it.
+/// `deadline` overrides the module's timeout.
+pub async fn probe_once(
+    source: &config::ConfigSource,
+    module: &str,
+    target: &str,
+    deadline: Option<std::time::Duration>,
+) -> Result<prober::Report, Error> {
+    let config = source.load()?;
+    let prober = prober::Prober::build(&config)?;
+    let Some(prepared) = prober.module(module) else {
+        let known = prober.module_names().collect::<Vec<_>>().join(", ");
+        return Err(Error::UnknownModule {
+            module: module.to_owned(),
+            known,
+        });
+    };
+    let deadline = deadline.unwrap_or_else(|| prober::timeout(None, &prepared.config));
+    Ok(prober::run(prepared, target, deadline, prober::ProbeOptions::default()).await)
+}

@@ -44,8 +44,31 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{}: OK, {} modules: {}", file.display(), modules.len(), modules.join(", "));
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Probe {
+            ref target,
+            ref module,
+            timeout,
+        }) => probe(cli, target, module, timeout.map(Into::into)),
         None | Some(Command::Serve) => serve(cli),
     }
+}
+
+fn probe(cli: &Cli, target: &str, module: &str, timeout: Option<std::time::Duration>) -> anyhow::Result<ExitCode> {
+    lookout::telemetry::init(cli.log_format)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(lookout::probe_once(&cli.config_source(), module, target, timeout))?;
+    runtime.shutdown_background();
+    std::io::stdout()
+        .write_all(report.render().as_bytes())
+        .context("writing the metrics to stdout")?;
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {

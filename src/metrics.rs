@@ -99,6 +99,8 @@ pub struct Metrics {
     pub probes_in_flight: Gauge,
     /// Probes refused because too many were running.
     pub probes_rejected: Counter,
+    /// `/probe` requests naming a module that does not exist.
+    pub module_unknown: Counter,
 }
 
 impl Metrics {
@@ -161,6 +163,13 @@ impl Metrics {
             probes_rejected.clone(),
         );
 
+        let module_unknown = Counter::default();
+        registry.register(
+            "blackbox_module_unknown",
+            "Count of unknown modules requested by probes",
+            module_unknown.clone(),
+        );
+
         registry.register_collector(Box::new(ProcessCollector::new()));
 
         Self {
@@ -173,6 +182,7 @@ impl Metrics {
             probe_duration,
             probes_in_flight,
             probes_rejected,
+            module_unknown,
         }
     }
 

@@ -64,26 +64,39 @@ pub fn webpki_roots() -> RootCertStore {
     RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
 }
 
+/// A module's client TLS setup.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The rustls configuration handshakes use.
+    pub config: Arc<ClientConfig>,
+    /// The `ca_file` certificates, kept to report their expiry when they
+    /// anchor a chain.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// `insecure_skip_verify` is set: nothing is verified.
+    pub insecure: bool,
+}
+
 /// Builds the client configuration for one module's `tls_config`; `alpn`
 /// lists the protocols offered, most preferred first.
-pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsError> {
     let provider = provider();
     let versions = versions(tls.min_version, tls.max_version);
     let builder = ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let extra_roots = match &tls.ca_file {
+        Some(path) => read_certs(path)?,
+        None => Vec::new(),
+    };
     let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider.signature_verification_algorithms)))
     } else {
         let mut roots = webpki_roots();
-        if let Some(path) = &tls.ca_file {
-            let certs = read_certs(path)?;
-            for cert in certs {
-                roots.add(cert).map_err(|cause| TlsError::BadCa {
-                    path: path.clone(),
-                    cause,
-                })?;
-            }
+        for cert in &extra_roots {
+            roots.add(cert.clone()).map_err(|cause| TlsError::BadCa {
+                path: tls.ca_file.clone().unwrap_or_default(),
+                cause,
+            })?;
         }
         builder.with_root_certificates(roots)
     };
@@ -99,7 +112,11 @@ pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig
         _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    Ok(ClientTls {
+        config: Arc::new(config),
+        extra_roots,
+        insecure: tls.insecure_skip_verify,
+    })
 }
 
 /// The versions in `[min, max]` that rustls implements (1.2 and 1.3): a

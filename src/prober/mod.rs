@@ -1,18 +1,44 @@
-//! Probe modules made ready to run: each module's configuration with its TLS
-//! client configuration built once, at warm-up or reload, not per probe.
+//! Probing: modules made ready to run, and one probe from target to report.
+//!
+//! A module's TLS client configuration is built once, at warm-up or reload,
+//! never per probe. A probe runs under one deadline covering resolution,
+//! connection, TLS, request and body; whatever it measured before the
+//! deadline stays in the report, as with blackbox_exporter's context.
 
-use std::{collections::BTreeMap, sync::Arc};
+mod http;
+pub mod report;
+pub mod resolve;
+mod tcp;
+pub mod tls_info;
 
-use rustls::ClientConfig;
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use tracing::Instrument as _;
+
+pub use self::report::Report;
 use crate::{
     config::{Config, Module, ProberKind},
-    tls, Error,
+    tls::{self, ClientTls},
+    Error,
 };
 
 /// ALPN offer of the http prober: HTTP/2 first unless the module disables it.
 const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
 const ALPN_H1: &[&[u8]] = &[b"http/1.1"];
+
+/// The module `/probe` uses when none is named.
+pub const DEFAULT_MODULE: &str = "http_2xx";
+
+/// blackbox_exporter's `--timeout-offset`: headroom left between our answer
+/// and Prometheus' scrape timeout.
+pub const TIMEOUT_OFFSET: f64 = 0.5;
+
+/// Scrape timeout assumed when Prometheus sends none (blackbox_exporter's).
+const DEFAULT_SCRAPE_TIMEOUT: f64 = 120.0;
 
 /// One module, ready to probe with.
 #[derive(Debug)]
@@ -21,8 +47,8 @@ pub struct PreparedModule {
     pub name: String,
     /// Its configuration.
     pub config: Module,
-    /// TLS client configuration for https targets or `tcp.tls`.
-    pub tls: Arc<ClientConfig>,
+    /// TLS client setup for https targets or `tcp.tls`.
+    pub tls: ClientTls,
 }
 
 /// Every module of one configuration.
@@ -66,5 +92,74 @@ impl Prober {
     /// Module names, sorted.
     pub fn module_names(&self) -> impl Iterator<Item = &str> {
         self.modules.keys().map(String::as_str)
+    }
+}
+
+/// The probe deadline, by blackbox_exporter's rule: the scrape timeout
+/// (120 s when Prometheus sends none) minus [`TIMEOUT_OFFSET`], or the
+/// module's timeout when that is set and shorter, or when the offset would
+/// leave nothing.
+pub fn timeout(scrape_timeout: Option<f64>, module: &Module) -> Duration {
+    let scrape = scrape_timeout.filter(|s| *s != 0.0).unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
+    let max = scrape - TIMEOUT_OFFSET;
+    let module_timeout = module.timeout.0.as_secs_f64();
+    let seconds = if (module_timeout > 0.0 && module_timeout < max) || max < 0.0 {
+        module_timeout
+    } else {
+        max
+    };
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
+}
+
+/// Options of one probe beyond module and target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeOptions<'a> {
+    /// The `hostname` parameter: the Host header (http only).
+    pub hostname: Option<&'a str>,
+}
+
+/// Runs one probe against `target` within `deadline`.
+pub async fn run(module: &PreparedModule, target: &str, deadline: Duration, options: ProbeOptions<'_>) -> Report {
+    let span = tracing::debug_span!("probe", module = %module.name, target);
+    let mut report = Report::default();
+    let start = Instant::now();
+    let probing = async {
+        match module.config.prober {
+            ProberKind::Http => http::probe(module, target, options.hostname, &mut report).await,
+            ProberKind::Tcp => tcp::probe(module, target, &mut report).await,
+        }
+    };
+    let success = match tokio::time::timeout(deadline, probing.instrument(span.clone())).await {
+        Ok(success) => success,
+        Err(_) => {
+            span.in_scope(|| tracing::debug!(timeout_ms = deadline.as_millis() as u64, "probe failed: timeout"));
+            false
+        }
+    };
+    report.finish(success, start.elapsed().as_secs_f64());
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duration::PromDuration;
+
+    fn module(timeout: Duration) -> Module {
+        let mut config = Config::embedded_default().unwrap();
+        let mut module = config.modules.remove("http_2xx").unwrap();
+        module.timeout = PromDuration(timeout);
+        module
+    }
+
+    #[test]
+    fn timeouts_follow_blackbox_exporters_rule() {
+        let secs = |d: Duration| d.as_secs_f64();
+        assert_eq!(secs(timeout(None, &module(Duration::ZERO))), 119.5);
+        assert_eq!(secs(timeout(Some(10.0), &module(Duration::ZERO))), 9.5);
+        assert_eq!(secs(timeout(Some(10.0), &module(Duration::from_secs(5)))), 5.0);
+        assert_eq!(secs(timeout(Some(10.0), &module(Duration::from_secs(30)))), 9.5);
+        assert_eq!(secs(timeout(Some(0.3), &module(Duration::from_secs(1)))), 1.0);
+        assert_eq!(secs(timeout(Some(0.0), &module(Duration::ZERO))), 119.5);
     }
 }

@@ -3,6 +3,8 @@
 
 // Helpers are `pub` to share them between modules of this one crate.
 #![allow(unreachable_pub)]
+// A failed unwrap in a test is a failed test, with the location.
+#![allow(clippy::unwrap_used)]
 
 mod cli;
 mod lifecycle;

@@ -1,0 +1,236 @@
+//! What blackbox_exporter reports about a TLS connection: certificate
+//! expiries, the leaf's identity and the negotiated version.
+//!
+//! Certificates are parsed with x509-parser. Subject and issuer are rendered
+//! the way Go's `pkix.Name.String()` renders them (fixed attribute order,
+//! last CN only, `+` for multi-valued attributes, unknown attributes as
+//! `oid=#hex`), so label values match blackbox_exporter's exactly.
+
+use std::fmt::Write as _;
+
+use rustls::{pki_types::CertificateDer, ProtocolVersion};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
+
+use super::report::{Report, SSL_EARLIEST_EXPIRY, SSL_LAST_CHAIN_EXPIRY, SSL_LAST_CHAIN_INFO, TLS_VERSION};
+
+/// Go's zero `time.Time` as a Unix timestamp: what blackbox_exporter reports
+/// as the last chain expiry when nothing was verified.
+const GO_ZERO_TIME: f64 = -62_135_596_800.0;
+
+/// The TLS facts of one connection, captured right after the handshake.
+#[derive(Debug, Clone, Default)]
+pub struct TlsState {
+    /// Certificates as the server sent them, leaf first.
+    pub peer_certificates: Vec<CertificateDer<'static>>,
+    /// Negotiated protocol version.
+    pub version: Option<ProtocolVersion>,
+    /// Whether the chain was verified (false with `insecure_skip_verify`).
+    pub verified: bool,
+}
+
+/// Registers and sets the four TLS metrics. `extra_roots` are the module's
+/// `ca_file` certificates, whose expiry counts when they anchor the chain.
+pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[CertificateDer<'static>]) {
+    let parsed: Vec<X509Certificate<'_>> = state
+        .peer_certificates
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert))
+        .collect();
+    let not_after = |cert: &X509Certificate<'_>| cert.validity().not_after.timestamp() as f64;
+
+    let earliest = parsed.iter().map(not_after).fold(f64::INFINITY, f64::min);
+    report.set(SSL_EARLIEST_EXPIRY, if earliest.is_finite() { earliest } else { 0.0 });
+
+    let last_chain = if state.verified {
+        // The verified chain is what the server sent plus the root that
+        // anchors it. Roots from webpki-roots carry no validity dates, so
+        // only a ca_file root adds its own expiry.
+        let anchor = parsed.last().and_then(|top| {
+            extra_roots
+                .iter()
+                .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert))
+                .find(|root| root.subject().as_raw() == top.issuer().as_raw() && root.subject() != top.subject())
+                .map(|root| not_after(&root))
+        });
+        anchor.map_or(earliest, |a| earliest.min(a))
+    } else {
+        GO_ZERO_TIME
+    };
+    report.set(SSL_LAST_CHAIN_EXPIRY, if last_chain.is_finite() { last_chain } else { 0.0 });
+
+    if let (Some(leaf), Some(der)) = (parsed.first(), state.peer_certificates.first()) {
+        let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+        let dns_names = leaf
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|name| match name {
+                        GeneralName::DNSName(dns) => Some(*dns),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        report.set_labeled(
+            SSL_LAST_CHAIN_INFO,
+            &[&fingerprint, &go_name(leaf.issuer()), &go_name(leaf.subject()), &dns_names],
+            1.0,
+        );
+    }
+
+    let version = match state.version {
+        Some(ProtocolVersion::TLSv1_0) => "TLS 1.0",
+        Some(ProtocolVersion::TLSv1_1) => "TLS 1.1",
+        Some(ProtocolVersion::TLSv1_2) => "TLS 1.2",
+        Some(ProtocolVersion::TLSv1_3) => "TLS 1.3",
+        _ => "unknown",
+    };
+    report.set_labeled(TLS_VERSION, &[version], 1.0);
+}
+
+/// Attribute types Go parses into named fields, in `ToRDNSequence` order
+/// (C, ST, L, STREET, POSTALCODE, O, OU, then CN, SERIALNUMBER).
+const STANDARD: [(&str, &str); 9] = [
+    ("2.5.4.6", "C"),
+    ("2.5.4.8", "ST"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.9", "STREET"),
+    ("2.5.4.17", "POSTALCODE"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.11", "OU"),
+    ("2.5.4.3", "CN"),
+    ("2.5.4.5", "SERIALNUMBER"),
+];
+
+/// Go's `pkix.Name.String()`.
+pub fn go_name(name: &X509Name<'_>) -> String {
+    // (oid, value) in wire order; non-string values are kept as raw DER.
+    let attributes: Vec<(String, Result<String, Vec<u8>>)> = name
+        .iter()
+        .flat_map(|rdn| rdn.iter())
+        .map(|atv| {
+            let oid = atv.attr_type().to_id_string();
+            let value = atv.as_str().map(str::to_owned).map_err(|_| atv.attr_value().data.to_vec());
+            (oid, value)
+        })
+        .collect();
+
+    // The RDN sequence Go builds: non-standard attributes first (so they
+    // print last), then the standard ones; String() prints it reversed.
+    let mut sequence: Vec<Vec<String>> = Vec::new();
+    for (oid, value) in &attributes {
+        if !STANDARD.iter().any(|(o, _)| o == oid) {
+            let der = match value {
+                Ok(text) => der_string(text),
+                Err(raw) => raw.clone(),
+            };
+            sequence.push(vec![format!("{oid}=#{}", hex(&der))]);
+        }
+    }
+    for (oid, short) in STANDARD {
+        let values: Vec<&str> = attributes
+            .iter()
+            .filter(|(o, _)| o == oid)
+            .filter_map(|(_, v)| v.as_deref().ok())
+            .collect();
+        let values: Vec<&str> = match short {
+            // Single-valued fields in Go's struct: the last one wins.
+            "CN" | "SERIALNUMBER" => values.last().copied().into_iter().filter(|v| !v.is_empty()).collect(),
+            _ => values,
+        };
+        if !values.is_empty() {
+            sequence.push(values.iter().map(|v| format!("{short}={}", escape_dn(v))).collect());
+        }
+    }
+    sequence.iter().rev().map(|rdn| rdn.join("+")).collect::<Vec<_>>().join(",")
+}
+
+/// Go's DN value escaping.
+fn escape_dn(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.len().saturating_sub(1);
+    for (i, c) in value.char_indices() {
+        let escape = match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' => true,
+            ' ' => i == 0 || i == last,
+            '#' => i == 0,
+            _ => false,
+        };
+        if escape {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A string re-encoded as Go's `asn1.Marshal` does: PrintableString when
+/// every character allows it, UTF8String otherwise.
+fn der_string(text: &str) -> Vec<u8> {
+    let printable = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?*".contains(&b));
+    let mut der = vec![if printable { 0x13 } else { 0x0c }];
+    let len = text.len();
+    if len < 0x80 {
+        der.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        der.push(0x80 | bytes.len() as u8);
+        der.extend(bytes);
+    }
+    der.extend_from_slice(text.as_bytes());
+    der
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(dn: rcgen::DistinguishedName) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".into()]).unwrap();
+        params.distinguished_name = dn;
+        let cert = params.self_signed(&key).unwrap();
+        let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
+        go_name(parsed.subject())
+    }
+
+    #[test]
+    fn names_render_as_go_renders_them() {
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "DE");
+        dn.push(rcgen::DnType::StateOrProvinceName, "Berlin");
+        dn.push(rcgen::DnType::OrganizationName, "Lookout, Inc.");
+        dn.push(rcgen::DnType::OrganizationalUnitName, "QA");
+        dn.push(rcgen::DnType::CommonName, "localhost");
+        // blackbox_exporter 0.23 printed exactly this for the same name.
+        assert_eq!(name_of(dn), "CN=localhost,OU=QA,O=Lookout\\, Inc.,ST=Berlin,C=DE");
+    }
+
+    #[test]
+    fn values_are_escaped_as_go_escapes_them() {
+        assert_eq!(escape_dn("#lead"), "\\#lead");
+        assert_eq!(escape_dn(" a b "), "\\ a b\\ ");
+        assert_eq!(escape_dn("a+b;c<d>\"e\\"), "a\\+b\\;c\\<d\\>\\\"e\\\\");
+    }
+
+    #[test]
+    fn unknown_attributes_are_hex_der_like_go() {
+        // The oracle printed 0.9.2342.19200300.100.1.1=#13027531 for UID "u1".
+        assert_eq!(hex(&der_string("u1")), "13027531");
+        assert_eq!(der_string("a@b")[0], 0x0c);
+    }
+}
