@@ -35,7 +35,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.health().readiness() {
         Ok(()) => (StatusCode::OK, "ready\n"),
         Err(NotReady::WarmingUp) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: warming up\n"),
-        Err(NotReady::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n"),
+        Err(NotReady::ShuttingDown) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n",
+        ),
     }
 }
 
@@ -49,6 +52,9 @@ async fn reload(State(state): State<AppState>) -> impl IntoResponse {
     match reload::reload(&state).await {
         Ok(count) => (StatusCode::OK, format!("reloaded {count} modules\n")),
         // blackbox_exporter answers a failed reload with 500 and the reason.
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
     }
 }

@@ -36,7 +36,11 @@ pub fn router(state: AppState) -> Router {
 /// `/probe`: checks in blackbox_exporter's order (module, timeout header,
 /// target), then one probe. A failed probe is still a 200: its metrics say
 /// what failed.
-async fn probe(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<Vec<(String, String)>>) -> Response {
+async fn probe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     // The first value wins, as with Go's url.Values.Get.
     let param = |name: &str| {
         params
@@ -46,14 +50,25 @@ async fn probe(State(state): State<AppState>, headers: HeaderMap, Query(params):
             .filter(|v| !v.is_empty())
     };
     let Some(prober) = state.prober() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "Modules are still loading\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Modules are still loading\n",
+        )
+            .into_response();
     };
     let module_name = param("module").unwrap_or(prober::DEFAULT_MODULE);
     let Some(module) = prober.module(module_name) else {
         state.metrics().module_unknown.inc();
-        return (StatusCode::BAD_REQUEST, format!("Unknown module {module_name:?}\n")).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("Unknown module {module_name:?}\n"),
+        )
+            .into_response();
     };
-    let scrape_timeout = match headers.get(SCRAPE_TIMEOUT_HEADER).map(|v| v.to_str().map(str::parse::<f64>)) {
+    let scrape_timeout = match headers
+        .get(SCRAPE_TIMEOUT_HEADER)
+        .map(|v| v.to_str().map(str::parse::<f64>))
+    {
         None => None,
         Some(Ok(Ok(seconds))) => Some(seconds),
         Some(_) => {
@@ -70,7 +85,12 @@ async fn probe(State(state): State<AppState>, headers: HeaderMap, Query(params):
     let hostname = param("hostname");
     if let (Some(hostname), Some((_, configured))) = (
         hostname,
-        module.config.http.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")),
+        module
+            .config
+            .http
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host")),
     ) {
         if hostname != configured {
             return (
@@ -92,15 +112,26 @@ async fn probe(State(state): State<AppState>, headers: HeaderMap, Query(params):
         module: module.name.clone(),
     };
     let seconds = report.get(report::PROBE_DURATION, &[]).unwrap_or_default();
-    metrics.probe_duration.get_or_create(&module_labels).observe(seconds);
+    metrics
+        .probe_duration
+        .get_or_create(&module_labels)
+        .observe(seconds);
     metrics
         .probes
         .get_or_create(&ProbeLabels {
             module: module.name.clone(),
-            result: if report.success() { "success" } else { "failure" },
+            result: if report.success() {
+                "success"
+            } else {
+                "failure"
+            },
         })
         .inc();
-    ([(header::CONTENT_TYPE, report::CONTENT_TYPE)], report.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, report::CONTENT_TYPE)],
+        report.render(),
+    )
+        .into_response()
 }
 
 /// Counts a probe in flight until dropped, also when the client hangs up

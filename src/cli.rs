@@ -7,8 +7,8 @@ use clap::{error::ErrorKind, Parser, Subcommand};
 
 use crate::{
     config::ConfigSource,
-    prober::DEFAULT_MODULE,
     duration::PromDuration,
+    prober::DEFAULT_MODULE,
     server::{Settings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN},
     telemetry::LogFormat,
 };
@@ -120,7 +120,9 @@ pub enum Rejected {
 /// Turns clap's multi-line error into one line naming the problem.
 pub fn rejected(error: &clap::Error) -> Rejected {
     match error.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             Rejected::Informational(error.render().to_string())
         }
         _ => {

@@ -408,7 +408,10 @@ impl<'de> Deserialize<'de> for Method {
 /// Deserializes a string through `FromStr` inside the visitor, so the YAML
 /// parser attaches the scalar's own line and key path to a parse error
 /// (parsing after `String::deserialize` returns gets the enclosing map's).
-pub(crate) fn deserialize_from_str<'de, D, T>(deserializer: D, expecting: &'static str) -> Result<T, D::Error>
+pub(crate) fn deserialize_from_str<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
@@ -471,7 +474,9 @@ impl<'de> Deserialize<'de> for ByteSize {
 }
 
 fn parse_bytes(text: &str) -> Result<u64, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let number: u64 = digits
         .parse()
@@ -483,7 +488,11 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         "MB" | "MiB" | "M" => 20,
         "GB" | "GiB" | "G" => 30,
         "TB" | "TiB" | "T" => 40,
-        _ => return Err(format!("invalid size {text:?}: unknown unit {unit:?} (B, KiB, MiB, GiB, TiB)")),
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {unit:?} (B, KiB, MiB, GiB, TiB)"
+            ))
+        }
     };
     number
         .checked_mul(1u64 << shift)
@@ -532,32 +541,58 @@ impl Config {
             let at = |rest: &str| format!("modules.{name}.{rest}");
             let http = &module.http;
             if http.bearer_token.is_some() && http.bearer_token_file.is_some() {
-                return Err(invalid(at("http"), "at most one of bearer_token and bearer_token_file may be set"));
+                return Err(invalid(
+                    at("http"),
+                    "at most one of bearer_token and bearer_token_file may be set",
+                ));
             }
-            if http.basic_auth.is_some() && (http.bearer_token.is_some() || http.bearer_token_file.is_some()) {
-                return Err(invalid(at("http"), "at most one of basic_auth, bearer_token and bearer_token_file may be set"));
+            if http.basic_auth.is_some()
+                && (http.bearer_token.is_some() || http.bearer_token_file.is_some())
+            {
+                return Err(invalid(
+                    at("http"),
+                    "at most one of basic_auth, bearer_token and bearer_token_file may be set",
+                ));
             }
             if let Some(auth) = &http.basic_auth {
                 if auth.password.is_some() && auth.password_file.is_some() {
-                    return Err(invalid(at("http.basic_auth"), "at most one of password and password_file may be set"));
+                    return Err(invalid(
+                        at("http.basic_auth"),
+                        "at most one of password and password_file may be set",
+                    ));
                 }
             }
             for code in &http.valid_status_codes {
                 if !(100..=599).contains(code) {
-                    return Err(invalid(at("http.valid_status_codes"), &format!("{code} is not an HTTP status code")));
+                    return Err(invalid(
+                        at("http.valid_status_codes"),
+                        &format!("{code} is not an HTTP status code"),
+                    ));
                 }
             }
             for (header, value) in &http.headers {
                 if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    return Err(invalid(at("http.headers"), &format!("{header:?} is not a valid header name")));
+                    return Err(invalid(
+                        at("http.headers"),
+                        &format!("{header:?} is not a valid header name"),
+                    ));
                 }
                 if http::HeaderValue::from_str(value).is_err() {
-                    return Err(invalid(at(&format!("http.headers.{header}")), "not a valid header value"));
+                    return Err(invalid(
+                        at(&format!("http.headers.{header}")),
+                        "not a valid header value",
+                    ));
                 }
             }
-            for (key, tls) in [("http.tls_config", &http.tls_config), ("tcp.tls_config", &module.tcp.tls_config)] {
+            for (key, tls) in [
+                ("http.tls_config", &http.tls_config),
+                ("tcp.tls_config", &module.tcp.tls_config),
+            ] {
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
-                    return Err(invalid(at(key), "cert_file and key_file must be set together"));
+                    return Err(invalid(
+                        at(key),
+                        "cert_file and key_file must be set together",
+                    ));
                 }
                 if let (Some(min), Some(max)) = (tls.min_version, tls.max_version) {
                     if min > max {
@@ -565,7 +600,10 @@ impl Config {
                     }
                 }
                 if tls.max_version.is_some_and(|max| max < TlsVersion::Tls12) {
-                    return Err(invalid(at(&format!("{key}.max_version")), "lookout speaks TLS 1.2 and 1.3 only"));
+                    return Err(invalid(
+                        at(&format!("{key}.max_version")),
+                        "lookout speaks TLS 1.2 and 1.3 only",
+                    ));
                 }
             }
         }
@@ -609,7 +647,9 @@ fn explain_yaml_error(error: &serde_yaml_ng::Error) -> String {
             return format!("{path}`{key}` is a blackbox_exporter option that lookout does not support{location}");
         }
         if message.matches(", `").count() > 5 {
-            return format!("{path}unknown field `{key}` (see the supported keys in the README){location}");
+            return format!(
+                "{path}unknown field `{key}` (see the supported keys in the README){location}"
+            );
         }
     }
     for prober in ["icmp", "dns", "grpc"] {
@@ -641,7 +681,10 @@ mod tests {
         for name in ["http_2xx", "http_post_2xx", "tcp_connect", "tls_connect"] {
             assert!(config.modules.contains_key(name), "{name} missing");
         }
-        assert_eq!(config.modules["http_post_2xx"].http.method.0, http::Method::POST);
+        assert_eq!(
+            config.modules["http_post_2xx"].http.method.0,
+            http::Method::POST
+        );
         assert!(config.modules["tls_connect"].tcp.tls);
     }
 
@@ -688,14 +731,18 @@ modules:
         assert_eq!(http.valid_status_codes, [200, 301]);
         assert!(!http.follows_redirects());
         assert_eq!(http.body_size_limit, ByteSize(1 << 20));
-        assert_eq!(http.tls_config.ca_file.as_deref(), Some(Path::new("/etc/lookout/ca.pem")));
+        assert_eq!(
+            http.tls_config.ca_file.as_deref(),
+            Some(Path::new("/etc/lookout/ca.pem"))
+        );
         assert_eq!(http.tls_config.min_version, Some(TlsVersion::Tls12));
         assert!(http.fail_if_body_not_matches_regexp[0].is_match(b"all fine"));
     }
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      methd: GET\n").unwrap_err();
+        let err =
+            parse("modules:\n  m:\n    prober: http\n    http:\n      methd: GET\n").unwrap_err();
         assert!(err.starts_with("test.yml: "), "{err}");
         assert!(err.contains("unknown field `methd`"), "{err}");
         assert!(err.contains("line 5"), "{err}");
@@ -703,11 +750,18 @@ modules:
 
     #[test]
     fn unsupported_blackbox_key_says_so() {
-        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      proxy_url: http://p\n").unwrap_err();
-        assert!(err.contains("`proxy_url` is a blackbox_exporter option that lookout does not support"), "{err}");
+        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      proxy_url: http://p\n")
+            .unwrap_err();
+        assert!(
+            err.contains("`proxy_url` is a blackbox_exporter option that lookout does not support"),
+            "{err}"
+        );
         assert!(err.contains("line 5"), "{err}");
         let err = parse("modules:\n  m:\n    prober: icmp\n").unwrap_err();
-        assert!(err.contains("prober `icmp` is not supported by lookout"), "{err}");
+        assert!(
+            err.contains("prober `icmp` is not supported by lookout"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -731,7 +785,9 @@ modules:
 
     #[test]
     fn secrets_stay_out_of_debug_output() {
-        let config = parse("modules:\n  m:\n    prober: http\n    http:\n      bearer_token: hunter2\n").unwrap();
+        let config =
+            parse("modules:\n  m:\n    prober: http\n    http:\n      bearer_token: hunter2\n")
+                .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 

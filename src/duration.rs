@@ -69,11 +69,13 @@ impl FromStr for PromDuration {
                 return Err(fail("expected a number; write e.g. 5s, 500ms or 1m"));
             }
             let Some((unit, scale)) = UNITS.iter().find(|(u, _)| after.starts_with(u)) else {
-                return Err(if after.is_empty() || after.starts_with(|c: char| c.is_ascii_digit()) {
-                    fail("missing unit (one of y w d h m s ms us ns)")
-                } else {
-                    fail("unknown unit (one of y w d h m s ms us ns)")
-                });
+                return Err(
+                    if after.is_empty() || after.starts_with(|c: char| c.is_ascii_digit()) {
+                        fail("missing unit (one of y w d h m s ms us ns)")
+                    } else {
+                        fail("unknown unit (one of y w d h m s ms us ns)")
+                    },
+                );
             };
             let whole: u128 = if int.is_empty() {
                 0
@@ -107,7 +109,10 @@ impl fmt::Display for PromDuration {
             return f.write_str("0s");
         }
         for unit in ["y", "w", "d", "h", "m", "s", "ms", "us", "ns"] {
-            let len = UNITS.iter().find(|(u, _)| *u == unit).map_or(1, |(_, l)| *l);
+            let len = UNITS
+                .iter()
+                .find(|(u, _)| *u == unit)
+                .map_or(1, |(_, l)| *l);
             if ns >= len {
                 write!(f, "{}{unit}", ns / len)?;
                 ns %= len;
@@ -170,7 +175,10 @@ mod tests {
             ("s", "expected a number"),
             ("-1s", "expected a number"),
             ("1.s5", "missing unit"),
-            ("99999999999999999999999999999999999999999s", "number too large"),
+            (
+                "99999999999999999999999999999999999999999s",
+                "number too large",
+            ),
             ("999999999999y", "too large"),
         ] {
             let err = parse(input).unwrap_err().to_string();
@@ -181,7 +189,9 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["0s", "500ms", "5s", "1m30s", "1h", "1d2h", "1w", "1s500ms", "250us"] {
+        for s in [
+            "0s", "500ms", "5s", "1m30s", "1h", "1d2h", "1w", "1s500ms", "250us",
+        ] {
             assert_eq!(s.parse::<PromDuration>().unwrap().to_string(), s);
         }
     }

@@ -53,7 +53,10 @@ impl Error {
     /// (flags, environment, files), 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Module { .. } | Self::UnknownModule { .. } | Self::LogFilter(_) => 2,
+            Self::Config(_)
+            | Self::Module { .. }
+            | Self::UnknownModule { .. }
+            | Self::LogFilter(_) => 2,
             Self::Bind { .. } | Self::Signal(_) | Self::Task(_) => 1,
         }
     }

@@ -32,7 +32,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("lookout: error: {error:#}");
-            ExitCode::from(error.downcast_ref::<lookout::Error>().map_or(1, lookout::Error::exit_code))
+            ExitCode::from(
+                error
+                    .downcast_ref::<lookout::Error>()
+                    .map_or(1, lookout::Error::exit_code),
+            )
         }
     }
 }
@@ -41,7 +45,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::CheckConfig { ref file }) => {
             let modules = lookout::check_config(file)?;
-            eprintln!("{}: OK, {} modules: {}", file.display(), modules.len(), modules.join(", "));
+            eprintln!(
+                "{}: OK, {} modules: {}",
+                file.display(),
+                modules.len(),
+                modules.join(", ")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Probe {
@@ -53,13 +62,23 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn probe(cli: &Cli, target: &str, module: &str, timeout: Option<std::time::Duration>) -> anyhow::Result<ExitCode> {
+fn probe(
+    cli: &Cli,
+    target: &str,
+    module: &str,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
     lookout::telemetry::init(cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(lookout::probe_once(&cli.config_source(), module, target, timeout))?;
+    let report = runtime.block_on(lookout::probe_once(
+        &cli.config_source(),
+        module,
+        target,
+        timeout,
+    ))?;
     runtime.shutdown_background();
     std::io::stdout()
         .write_all(report.render().as_bytes())

@@ -20,7 +20,8 @@ use prometheus_client::{
 use crate::process::ProcessCollector;
 
 /// Content type of OpenMetrics text, served when the scraper asks for it.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the classic Prometheus text format, served otherwise.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -76,7 +77,8 @@ impl MetricConstructor<Histogram> for Buckets {
 
 /// Request latencies from 100µs (health checks) to 60s (slow probes).
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Every metric lookout exports about itself.
@@ -147,7 +149,11 @@ impl Metrics {
         );
 
         let probes = Family::<ProbeLabels, Counter>::default();
-        registry.register("lookout_probes", "Probes run, by module and result", probes.clone());
+        registry.register(
+            "lookout_probes",
+            "Probes run, by module and result",
+            probes.clone(),
+        );
         let probe_duration = Family::new_with_constructor(Buckets(LATENCY_BUCKETS));
         registry.register(
             "lookout_probe_duration_seconds",
@@ -155,7 +161,11 @@ impl Metrics {
             probe_duration.clone(),
         );
         let probes_in_flight = Gauge::default();
-        registry.register("lookout_probes_in_flight", "Probes running now", probes_in_flight.clone());
+        registry.register(
+            "lookout_probes_in_flight",
+            "Probes running now",
+            probes_in_flight.clone(),
+        );
         let probes_rejected = Counter::default();
         registry.register(
             "lookout_probes_rejected",
@@ -263,7 +273,9 @@ mod tests {
     #[test]
     fn negotiation_follows_the_accept_header() {
         let metrics = Metrics::new();
-        let (ct, body) = metrics.render_for(Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"));
+        let (ct, body) = metrics.render_for(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        ));
         assert_eq!(ct, OPENMETRICS_CONTENT_TYPE);
         assert!(body.ends_with("# EOF\n"));
         let (ct, body) = metrics.render_for(None);

@@ -103,7 +103,12 @@ fn resident_bytes() -> Option<f64> {
     Some(kb * 1024.0)
 }
 
-fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: f64) -> Result<(), std::fmt::Error> {
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
     let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
@@ -126,13 +131,28 @@ impl Collector for ProcessCollector {
             )?;
         }
         if let Some(rss) = resident_bytes() {
-            gauge(&mut encoder, "process_resident_memory_bytes", "Resident memory size in bytes.", rss)?;
+            gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                rss,
+            )?;
         }
         if let Some(open) = open_fds() {
-            gauge(&mut encoder, "process_open_fds", "Number of open file descriptors.", open)?;
+            gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors.",
+                open,
+            )?;
         }
         if let Some(max) = max_fds() {
-            gauge(&mut encoder, "process_max_fds", "Maximum number of open file descriptors.", max)?;
+            gauge(
+                &mut encoder,
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                max,
+            )?;
         }
         gauge(
             &mut encoder,
@@ -154,8 +174,14 @@ mod tests {
         assert!(resident_bytes().unwrap() > 0.0);
         assert!(open_fds().unwrap() >= 3.0);
         assert!(max_fds().unwrap() >= 3.0);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         let start = ProcessCollector::new().start_time;
-        assert!(start <= now + 1.0 && start > now - 3600.0, "start {start} now {now}");
+        assert!(
+            start <= now + 1.0 && start > now - 3600.0,
+            "start {start} now {now}"
+        );
     }
 }

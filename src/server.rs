@@ -44,7 +44,11 @@ pub struct Settings {
 
 /// Runs the server until a shutdown completes. `config` is the already
 /// parsed content of `source`.
-pub async fn run(settings: Settings, source: ConfigSource, config: Config) -> Result<Outcome, Error> {
+pub async fn run(
+    settings: Settings,
+    source: ConfigSource,
+    config: Config,
+) -> Result<Outcome, Error> {
     // Handlers first: a SIGTERM during start-up must start a graceful shutdown,
     // not be ignored (PID 1) or kill us mid-bind.
     let mut signals = Signals::install()?;
@@ -90,25 +94,42 @@ pub async fn run(settings: Settings, source: ConfigSource, config: Config) -> Re
         delay: settings.shutdown_delay,
         drain: settings.drain_timeout,
     };
-    Ok(shutdown::run(first, &mut signals, state.health(), timing, &stop_tx, servers).await)
+    Ok(shutdown::run(
+        first,
+        &mut signals,
+        state.health(),
+        timing,
+        &stop_tx,
+        servers,
+    )
+    .await)
 }
 
 async fn bind(addr: SocketAddr, listener: &'static str) -> Result<TcpListener, Error> {
     let bound = TcpListener::bind(addr)
         .await
         .map_err(|cause| Error::Bind { addr, cause })?;
-    let local = bound.local_addr().map_err(|cause| Error::Bind { addr, cause })?;
+    let local = bound
+        .local_addr()
+        .map_err(|cause| Error::Bind { addr, cause })?;
     tracing::info!(listener, addr = %local, "listening");
     Ok(bound)
 }
 
-fn spawn_server(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn spawn_server(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let stopped = async move {
             // An Err means the sender is gone, which also means: stop.
             let _ = stop.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::error!(error = %e, "server failed");
         }
     })

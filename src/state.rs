@@ -49,12 +49,20 @@ impl AppState {
     pub fn prober(&self) -> Option<Arc<Prober>> {
         // A poisoned lock only means a writer panicked between two whole
         // assignments; the value inside is still a complete Prober.
-        self.0.prober.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .prober
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Puts a new set of modules in force; probes already running keep theirs.
     pub fn install(&self, prober: Prober) {
-        *self.0.prober.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(prober));
+        *self
+            .0
+            .prober
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(prober));
     }
 
     /// Held while a reload runs.

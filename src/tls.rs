@@ -11,7 +11,9 @@ use std::{
 
 use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms},
+    crypto::{
+        verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+    },
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName, UnixTime},
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedProtocolVersion,
 };
@@ -81,7 +83,8 @@ pub struct ClientTls {
 pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsError> {
     let provider = provider();
     let versions = versions(tls.min_version, tls.max_version);
-    let builder = ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder =
+        ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
     let extra_roots = match &tls.ca_file {
         Some(path) => read_certs(path)?,
         None => Vec::new(),
@@ -89,7 +92,9 @@ pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsEr
     let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider.signature_verification_algorithms)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
+                provider.signature_verification_algorithms,
+            )))
     } else {
         let mut roots = webpki_roots();
         for cert in &extra_roots {
@@ -121,14 +126,20 @@ pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsEr
 
 /// The versions in `[min, max]` that rustls implements (1.2 and 1.3): a
 /// minimum of TLS10 or TLS11 therefore means 1.2.
-fn versions(min: Option<TlsVersion>, max: Option<TlsVersion>) -> Vec<&'static SupportedProtocolVersion> {
+fn versions(
+    min: Option<TlsVersion>,
+    max: Option<TlsVersion>,
+) -> Vec<&'static SupportedProtocolVersion> {
     let min = min.unwrap_or(TlsVersion::Tls12);
     let max = max.unwrap_or(TlsVersion::Tls13);
-    [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
-        .into_iter()
-        .filter(|(v, _)| (min..=max).contains(v))
-        .map(|(_, v)| v)
-        .collect()
+    [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| (min..=max).contains(v))
+    .map(|(_, v)| v)
+    .collect()
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -141,7 +152,9 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(pem)?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate { path: path.to_owned() });
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
     }
     Ok(certs)
 }
@@ -199,8 +212,14 @@ mod tests {
     fn version_range_maps_onto_what_rustls_speaks() {
         assert_eq!(versions(None, None).len(), 2);
         assert_eq!(versions(Some(TlsVersion::Tls10), None).len(), 2);
-        assert_eq!(versions(Some(TlsVersion::Tls13), None), [&rustls::version::TLS13]);
-        assert_eq!(versions(None, Some(TlsVersion::Tls12)), [&rustls::version::TLS12]);
+        assert_eq!(
+            versions(Some(TlsVersion::Tls13), None),
+            [&rustls::version::TLS13]
+        );
+        assert_eq!(
+            versions(None, Some(TlsVersion::Tls12)),
+            [&rustls::version::TLS12]
+        );
     }
 
     #[test]

@@ -32,8 +32,8 @@ use tokio_rustls::TlsConnector;
 
 use super::{
     report::{
-        Report, DNS_LOOKUP, FAILED_DUE_TO_REGEX, HTTP_BODY_LENGTH, HTTP_CONTENT_LENGTH, HTTP_DURATION,
-        HTTP_LAST_MODIFIED, HTTP_REDIRECTS, HTTP_SSL, HTTP_STATUS, HTTP_VERSION,
+        Report, DNS_LOOKUP, FAILED_DUE_TO_REGEX, HTTP_BODY_LENGTH, HTTP_CONTENT_LENGTH,
+        HTTP_DURATION, HTTP_LAST_MODIFIED, HTTP_REDIRECTS, HTTP_SSL, HTTP_STATUS, HTTP_VERSION,
     },
     resolve,
     tls_info::{self, TlsState},
@@ -50,7 +50,12 @@ const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 const PHASES: [&str; 4] = ["connect", "processing", "tls", "transfer"];
 
 /// Runs an http probe; false on failure, with the reason in a debug log.
-pub(super) async fn probe(module: &PreparedModule, target: &str, hostname: Option<&str>, report: &mut Report) -> bool {
+pub(super) async fn probe(
+    module: &PreparedModule,
+    target: &str,
+    hostname: Option<&str>,
+    report: &mut Report,
+) -> bool {
     let config = &module.config.http;
     // Registered up front, as blackbox_exporter does, so they print 0 on any failure.
     for gauge in [
@@ -114,7 +119,14 @@ async fn run(
         .map_err(|e| format!("invalid target URL {target:?}: {e}"))?;
     let host = url_host(&url).ok_or_else(|| format!("no host in target URL {target:?}"))?;
 
-    let (ip, lookup) = match resolve::choose_protocol(&host, config.preferred_ip_protocol, config.ip_protocol_fallback, report).await {
+    let (ip, lookup) = match resolve::choose_protocol(
+        &host,
+        config.preferred_ip_protocol,
+        config.ip_protocol_fallback,
+        report,
+    )
+    .await
+    {
         Ok(found) => found,
         Err(reason) => {
             let spent = report.get(DNS_LOOKUP, &[]).unwrap_or_default();
@@ -157,7 +169,8 @@ async fn run(
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let Some(location) = location.filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308)) else {
+        let Some(location) = location.filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308))
+        else {
             break (exchange, false);
         };
         // Counted like Go's `len(via)`: a refused redirect counts too.
@@ -224,13 +237,17 @@ async fn finish(
         tracing::debug!(status, "invalid HTTP response status code");
     }
 
-    if success && !(config.fail_if_header_matches.is_empty() && config.fail_if_header_not_matches.is_empty()) {
+    if success
+        && !(config.fail_if_header_matches.is_empty()
+            && config.fail_if_header_not_matches.is_empty())
+    {
         let headers_ok = check_headers(config, response.headers());
         report.set(FAILED_DUE_TO_REGEX, if headers_ok { 0.0 } else { 1.0 });
         success = headers_ok;
     }
 
-    let wants_body = !(config.fail_if_body_matches_regexp.is_empty() && config.fail_if_body_not_matches_regexp.is_empty());
+    let wants_body = !(config.fail_if_body_matches_regexp.is_empty()
+        && config.fail_if_body_not_matches_regexp.is_empty());
     if refused_redirect {
         // Go hands back a refused redirect with its body already closed.
         if success && wants_body && content_length != 0 {
@@ -251,9 +268,15 @@ async fn finish(
             success = false;
         }
     }
-    report.add_labeled(HTTP_DURATION, &["transfer"], responded_at.elapsed().as_secs_f64());
+    report.add_labeled(
+        HTTP_DURATION,
+        &["transfer"],
+        responded_at.elapsed().as_secs_f64(),
+    );
 
-    if !config.valid_http_versions.is_empty() && !version.is_some_and(|v| config.valid_http_versions.contains(&v)) {
+    if !config.valid_http_versions.is_empty()
+        && !version.is_some_and(|v| config.valid_http_versions.contains(&v))
+    {
         tracing::debug!(?version, "invalid HTTP version");
         success = false;
     }
@@ -277,7 +300,12 @@ async fn finish(
 }
 
 /// Connects, handshakes and sends one request, timing each phase.
-async fn round_trip(module: &PreparedModule, config: &HttpProbe, hop: &Hop, report: &mut Report) -> Result<Exchange, String> {
+async fn round_trip(
+    module: &PreparedModule,
+    config: &HttpProbe,
+    hop: &Hop,
+    report: &mut Report,
+) -> Result<Exchange, String> {
     for phase in PHASES {
         report.add_labeled(HTTP_DURATION, &[phase], 0.0);
     }
@@ -323,7 +351,11 @@ async fn round_trip(module: &PreparedModule, config: &HttpProbe, hop: &Hop, repo
         (response, None, connection, sent)
     };
     let responded_at = Instant::now();
-    report.add_labeled(HTTP_DURATION, &["processing"], (responded_at - sent).as_secs_f64());
+    report.add_labeled(
+        HTTP_DURATION,
+        &["processing"],
+        (responded_at - sent).as_secs_f64(),
+    );
     Ok(Exchange {
         response: request_h2,
         tls,
@@ -333,15 +365,20 @@ async fn round_trip(module: &PreparedModule, config: &HttpProbe, hop: &Hop, repo
 }
 
 /// HTTP/1.1 or HTTP/2 over an established stream.
-async fn send<S>(io: S, h2: bool, request: Request<Full<Bytes>>) -> Result<(Response<Incoming>, AbortOnDrop), String>
+async fn send<S>(
+    io: S,
+    h2: bool,
+    request: Request<Full<Bytes>>,
+) -> Result<(Response<Incoming>, AbortOnDrop), String>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let io = TokioIo::new(io);
     if h2 {
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
         let guard = AbortOnDrop(tokio::spawn(async move {
             let _ = connection.await;
         }));
@@ -365,10 +402,18 @@ where
     }
 }
 
-async fn build_request(config: &HttpProbe, hop: &Hop, h2: bool) -> Result<Request<Full<Bytes>>, String> {
+async fn build_request(
+    config: &HttpProbe,
+    hop: &Hop,
+    h2: bool,
+) -> Result<Request<Full<Bytes>>, String> {
     let authority = match &hop.host_override {
         Some(host) => host.clone(),
-        None => hop.url.authority().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+        None => hop
+            .url
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
     };
     let path = hop.url.path_and_query().map_or("/", |p| p.as_str());
     // HTTP/1.1 takes the origin form plus Host; HTTP/2 the absolute form,
@@ -394,7 +439,10 @@ async fn build_request(config: &HttpProbe, hop: &Hop, h2: bool) -> Result<Reques
             continue;
         }
         // Validated at load; an invalid one cannot reach here.
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(name, value);
         }
     }
@@ -424,7 +472,10 @@ async fn authorization(config: &HttpProbe) -> Result<Option<HeaderValue>, String
         };
         // Prometheus' client trims the password, from a value or a file.
         let credentials = format!("{}:{}", auth.username, password.trim());
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
     } else if let Some(token) = &config.bearer_token {
         format!("Bearer {}", token.0.trim())
     } else if let Some(path) = &config.bearer_token_file {
@@ -432,16 +483,25 @@ async fn authorization(config: &HttpProbe) -> Result<Option<HeaderValue>, String
     } else {
         return Ok(None);
     };
-    let mut value = HeaderValue::from_str(&value).map_err(|_| "credentials are not a valid header value".to_owned())?;
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| "credentials are not a valid header value".to_owned())?;
     value.set_sensitive(true);
     Ok(Some(value))
 }
 
 /// The request that follows a redirect, with Go's client rules.
-async fn next_hop(previous: Hop, location: &str, status: u16, first_host: &str, report: &mut Report) -> Result<Hop, String> {
-    let url = join(&previous.url, location).ok_or_else(|| format!("invalid redirect Location {location:?}"))?;
+async fn next_hop(
+    previous: Hop,
+    location: &str,
+    status: u16,
+    first_host: &str,
+    report: &mut Report,
+) -> Result<Hop, String> {
+    let url = join(&previous.url, location)
+        .ok_or_else(|| format!("invalid redirect Location {location:?}"))?;
     let relative = !location.contains("//");
-    let host = url_host(&url).ok_or_else(|| format!("no host in redirect Location {location:?}"))?;
+    let host =
+        url_host(&url).ok_or_else(|| format!("no host in redirect Location {location:?}"))?;
     let same_host = Some(&host) == url_host(&previous.url).as_ref();
     let ip = if same_host {
         previous.ip
@@ -459,8 +519,16 @@ async fn next_hop(previous: Hop, location: &str, status: u16, first_host: &str, 
         301..=303 => (Method::HEAD, None),
         _ => (previous.method, previous.body),
     };
-    let host_override = if relative { previous.host_override } else { None };
-    let server_name = if same_host { previous.server_name } else { host.clone() };
+    let host_override = if relative {
+        previous.host_override
+    } else {
+        None
+    };
+    let server_name = if same_host {
+        previous.server_name
+    } else {
+        host.clone()
+    };
     // Credentials go only to the first host or its subdomains.
     let send_authorization = host == first_host || host.ends_with(&format!(".{first_host}"));
     Ok(Hop {
@@ -490,13 +558,19 @@ fn join(base: &Uri, location: &str) -> Option<Uri> {
     let path = base.path();
     let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
     let dir = if dir.is_empty() { "/" } else { dir };
-    format!("{scheme}://{authority}{dir}{location}").parse().ok()
+    format!("{scheme}://{authority}{dir}{location}")
+        .parse()
+        .ok()
 }
 
 /// The URL's host, without IPv6 brackets.
 fn url_host(url: &Uri) -> Option<String> {
     let host = url.host()?;
-    Some(host.trim_start_matches('[').trim_end_matches(']').to_owned())
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
 }
 
 /// `host[:port]` without the port, for a TLS server name.
@@ -565,11 +639,19 @@ fn check_headers(config: &HttpProbe, headers: &http::HeaderMap) -> bool {
 }
 
 fn check_body(config: &HttpProbe, body: &[u8]) -> bool {
-    if let Some(re) = config.fail_if_body_matches_regexp.iter().find(|re| re.is_match(body)) {
+    if let Some(re) = config
+        .fail_if_body_matches_regexp
+        .iter()
+        .find(|re| re.is_match(body))
+    {
         tracing::debug!(regexp = ?re, "body matched fail_if_body_matches_regexp");
         return false;
     }
-    if let Some(re) = config.fail_if_body_not_matches_regexp.iter().find(|re| !re.is_match(body)) {
+    if let Some(re) = config
+        .fail_if_body_not_matches_regexp
+        .iter()
+        .find(|re| !re.is_match(body))
+    {
         tracing::debug!(regexp = ?re, "body did not match fail_if_body_not_matches_regexp");
         return false;
     }
@@ -598,11 +680,15 @@ async fn read_body(mut body: Incoming, limit: u64, keep: bool) -> Body {
                 break;
             }
         };
-        let Some(data) = frame.data_ref() else { continue };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
         let room = if limit == 0 {
             data.len()
         } else {
-            usize::try_from(limit - out.read).unwrap_or(usize::MAX).min(data.len())
+            usize::try_from(limit - out.read)
+                .unwrap_or(usize::MAX)
+                .min(data.len())
         };
         out.read += room as u64;
         if keep {
@@ -635,7 +721,10 @@ mod tests {
         assert_eq!(join(&base, "/c").unwrap(), "http://example.org/c");
         assert_eq!(join(&base, "c").unwrap(), "http://example.org/a/c");
         assert_eq!(join(&base, "//other.org/x").unwrap(), "http://other.org/x");
-        assert_eq!(join(&base, "https://secure.org/").unwrap(), "https://secure.org/");
+        assert_eq!(
+            join(&base, "https://secure.org/").unwrap(),
+            "https://secure.org/"
+        );
     }
 
     #[test]

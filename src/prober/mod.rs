@@ -100,7 +100,9 @@ impl Prober {
 /// module's timeout when that is set and shorter, or when the offset would
 /// leave nothing.
 pub fn timeout(scrape_timeout: Option<f64>, module: &Module) -> Duration {
-    let scrape = scrape_timeout.filter(|s| *s != 0.0).unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
+    let scrape = scrape_timeout
+        .filter(|s| *s != 0.0)
+        .unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
     let max = scrape - TIMEOUT_OFFSET;
     let module_timeout = module.timeout.0.as_secs_f64();
     let seconds = if (module_timeout > 0.0 && module_timeout < max) || max < 0.0 {
@@ -119,7 +121,12 @@ pub struct ProbeOptions<'a> {
 }
 
 /// Runs one probe against `target` within `deadline`.
-pub async fn run(module: &PreparedModule, target: &str, deadline: Duration, options: ProbeOptions<'_>) -> Report {
+pub async fn run(
+    module: &PreparedModule,
+    target: &str,
+    deadline: Duration,
+    options: ProbeOptions<'_>,
+) -> Report {
     let span = tracing::debug_span!("probe", module = %module.name, target);
     let mut report = Report::default();
     let start = Instant::now();
@@ -132,7 +139,12 @@ pub async fn run(module: &PreparedModule, target: &str, deadline: Duration, opti
     let success = match tokio::time::timeout(deadline, probing.instrument(span.clone())).await {
         Ok(success) => success,
         Err(_) => {
-            span.in_scope(|| tracing::debug!(timeout_ms = deadline.as_millis() as u64, "probe failed: timeout"));
+            span.in_scope(|| {
+                tracing::debug!(
+                    timeout_ms = deadline.as_millis() as u64,
+                    "probe failed: timeout"
+                )
+            });
             false
         }
     };
@@ -157,9 +169,18 @@ mod tests {
         let secs = |d: Duration| d.as_secs_f64();
         assert_eq!(secs(timeout(None, &module(Duration::ZERO))), 119.5);
         assert_eq!(secs(timeout(Some(10.0), &module(Duration::ZERO))), 9.5);
-        assert_eq!(secs(timeout(Some(10.0), &module(Duration::from_secs(5)))), 5.0);
-        assert_eq!(secs(timeout(Some(10.0), &module(Duration::from_secs(30)))), 9.5);
-        assert_eq!(secs(timeout(Some(0.3), &module(Duration::from_secs(1)))), 1.0);
+        assert_eq!(
+            secs(timeout(Some(10.0), &module(Duration::from_secs(5)))),
+            5.0
+        );
+        assert_eq!(
+            secs(timeout(Some(10.0), &module(Duration::from_secs(30)))),
+            9.5
+        );
+        assert_eq!(
+            secs(timeout(Some(0.3), &module(Duration::from_secs(1)))),
+            1.0
+        );
         assert_eq!(secs(timeout(Some(0.0), &module(Duration::ZERO))), 119.5);
     }
 }

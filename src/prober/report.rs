@@ -165,7 +165,9 @@ fn escape_help(text: &str) -> String {
 }
 
 fn escape_label(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Go's `strconv.FormatFloat(v, 'g', -1, 64)` as expfmt uses it: shortest
@@ -230,7 +232,10 @@ mod tests {
         report.add_labeled(HTTP_DURATION, &["connect"], 0.25);
         report.finish(true, 0.75);
         let text = report.render();
-        let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
         assert_eq!(
             names,
             [
@@ -248,7 +253,11 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let mut report = Report::default();
-        report.set_labeled(SSL_LAST_CHAIN_INFO, &["ab", "CN=x", "O=A\\, Inc.", "q\"\n"], 1.0);
+        report.set_labeled(
+            SSL_LAST_CHAIN_INFO,
+            &["ab", "CN=x", "O=A\\, Inc.", "q\"\n"],
+            1.0,
+        );
         assert!(report.render().contains(
             "probe_ssl_last_chain_info{fingerprint_sha256=\"ab\",issuer=\"CN=x\",subject=\"O=A\\\\, Inc.\",subjectalternative=\"q\\\"\\n\"} 1\n"
         ));

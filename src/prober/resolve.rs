@@ -26,7 +26,9 @@ pub async fn choose_protocol(
     report.set(IP_PROTOCOL, 0.0);
     report.set(IP_ADDR_HASH, 0.0);
     let start = Instant::now();
-    let result = lookup(host).await.and_then(|addrs| pick(&addrs, preferred, fallback));
+    let result = lookup(host)
+        .await
+        .and_then(|addrs| pick(&addrs, preferred, fallback));
     let elapsed = start.elapsed();
     // Set on failure too, as blackbox_exporter's deferred update does.
     report.set(DNS_LOOKUP, elapsed.as_secs_f64());
@@ -67,7 +69,9 @@ fn pick(addrs: &[IpAddr], preferred: IpProtocol, fallback: bool) -> Result<IpAdd
             return Ok(*ip);
         }
     }
-    Err(format!("no {preferred:?} address found (fallback {fallback})"))
+    Err(format!(
+        "no {preferred:?} address found (fallback {fallback})"
+    ))
 }
 
 /// FNV-1a (32 bit) over the address bytes, the 4-byte form for IPv4 and
@@ -91,9 +95,9 @@ pub fn ip_hash(ip: IpAddr) -> u32 {
             }
         },
     };
-    bytes
-        .iter()
-        .fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[cfg(test)]
@@ -114,7 +118,11 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(pick(&[v4, v6], IpProtocol::Ip6, true), Ok(v6));
         assert_eq!(pick(&[v4, v6], IpProtocol::Ip4, true), Ok(v4));
-        assert_eq!(pick(&[v4, v4b], IpProtocol::Ip6, true), Ok(v4b), "last of the other family");
+        assert_eq!(
+            pick(&[v4, v4b], IpProtocol::Ip6, true),
+            Ok(v4b),
+            "last of the other family"
+        );
         assert!(pick(&[v4], IpProtocol::Ip6, false).is_err());
         assert!(pick(&[], IpProtocol::Ip6, true).is_err());
     }

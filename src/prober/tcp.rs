@@ -30,16 +30,23 @@ pub(super) async fn probe(module: &PreparedModule, target: &str, report: &mut Re
 
 async fn run(module: &PreparedModule, target: &str, report: &mut Report) -> Result<(), String> {
     let config = &module.config.tcp;
-    let (host, port) = split_host_port(target).ok_or_else(|| format!("target {target:?} is not host:port"))?;
-    let (ip, _) = resolve::choose_protocol(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report).await?;
+    let (host, port) =
+        split_host_port(target).ok_or_else(|| format!("target {target:?} is not host:port"))?;
+    let (ip, _) = resolve::choose_protocol(
+        host,
+        config.preferred_ip_protocol,
+        config.ip_protocol_fallback,
+        report,
+    )
+    .await?;
     let addr = SocketAddr::new(ip, port);
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     if config.tls {
         let name = config.tls_config.server_name.as_deref().unwrap_or(host);
-        let server_name =
-            ServerName::try_from(name.to_owned()).map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
         let tls = TlsConnector::from(module.tls.config.clone())
             .connect(server_name, stream)
             .await
@@ -92,7 +99,10 @@ mod tests {
 
     #[test]
     fn targets_split_like_go() {
-        assert_eq!(split_host_port("example.org:443"), Some(("example.org", 443)));
+        assert_eq!(
+            split_host_port("example.org:443"),
+            Some(("example.org", 443))
+        );
         assert_eq!(split_host_port("[::1]:22"), Some(("::1", 22)));
         assert_eq!(split_host_port("127.0.0.1"), None);
         assert_eq!(split_host_port("::1:22"), None);

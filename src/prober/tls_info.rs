@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use rustls::{pki_types::CertificateDer, ProtocolVersion};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
-use super::report::{Report, SSL_EARLIEST_EXPIRY, SSL_LAST_CHAIN_EXPIRY, SSL_LAST_CHAIN_INFO, TLS_VERSION};
+use super::report::{
+    Report, SSL_EARLIEST_EXPIRY, SSL_LAST_CHAIN_EXPIRY, SSL_LAST_CHAIN_INFO, TLS_VERSION,
+};
 
 /// Go's zero `time.Time` as a Unix timestamp: what blackbox_exporter reports
 /// as the last chain expiry when nothing was verified.
@@ -39,7 +41,10 @@ pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[CertificateD
     let not_after = |cert: &X509Certificate<'_>| cert.validity().not_after.timestamp() as f64;
 
     let earliest = parsed.iter().map(not_after).fold(f64::INFINITY, f64::min);
-    report.set(SSL_EARLIEST_EXPIRY, if earliest.is_finite() { earliest } else { 0.0 });
+    report.set(
+        SSL_EARLIEST_EXPIRY,
+        if earliest.is_finite() { earliest } else { 0.0 },
+    );
 
     let last_chain = if state.verified {
         // The verified chain is what the server sent plus the root that
@@ -49,14 +54,24 @@ pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[CertificateD
             extra_roots
                 .iter()
                 .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert))
-                .find(|root| root.subject().as_raw() == top.issuer().as_raw() && root.subject() != top.subject())
+                .find(|root| {
+                    root.subject().as_raw() == top.issuer().as_raw()
+                        && root.subject() != top.subject()
+                })
                 .map(|root| not_after(&root))
         });
         anchor.map_or(earliest, |a| earliest.min(a))
     } else {
         GO_ZERO_TIME
     };
-    report.set(SSL_LAST_CHAIN_EXPIRY, if last_chain.is_finite() { last_chain } else { 0.0 });
+    report.set(
+        SSL_LAST_CHAIN_EXPIRY,
+        if last_chain.is_finite() {
+            last_chain
+        } else {
+            0.0
+        },
+    );
 
     if let (Some(leaf), Some(der)) = (parsed.first(), state.peer_certificates.first()) {
         let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
@@ -78,7 +93,12 @@ pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[CertificateD
             .unwrap_or_default();
         report.set_labeled(
             SSL_LAST_CHAIN_INFO,
-            &[&fingerprint, &go_name(leaf.issuer()), &go_name(leaf.subject()), &dns_names],
+            &[
+                &fingerprint,
+                &go_name(leaf.issuer()),
+                &go_name(leaf.subject()),
+                &dns_names,
+            ],
             1.0,
         );
     }
@@ -115,7 +135,10 @@ pub fn go_name(name: &X509Name<'_>) -> String {
         .flat_map(|rdn| rdn.iter())
         .map(|atv| {
             let oid = atv.attr_type().to_id_string();
-            let value = atv.as_str().map(str::to_owned).map_err(|_| atv.attr_value().data.to_vec());
+            let value = atv
+                .as_str()
+                .map(str::to_owned)
+                .map_err(|_| atv.attr_value().data.to_vec());
             (oid, value)
         })
         .collect();
@@ -140,14 +163,29 @@ pub fn go_name(name: &X509Name<'_>) -> String {
             .collect();
         let values: Vec<&str> = match short {
             // Single-valued fields in Go's struct: the last one wins.
-            "CN" | "SERIALNUMBER" => values.last().copied().into_iter().filter(|v| !v.is_empty()).collect(),
+            "CN" | "SERIALNUMBER" => values
+                .last()
+                .copied()
+                .into_iter()
+                .filter(|v| !v.is_empty())
+                .collect(),
             _ => values,
         };
         if !values.is_empty() {
-            sequence.push(values.iter().map(|v| format!("{short}={}", escape_dn(v))).collect());
+            sequence.push(
+                values
+                    .iter()
+                    .map(|v| format!("{short}={}", escape_dn(v)))
+                    .collect(),
+            );
         }
     }
-    sequence.iter().rev().map(|rdn| rdn.join("+")).collect::<Vec<_>>().join(",")
+    sequence
+        .iter()
+        .rev()
+        .map(|rdn| rdn.join("+"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Go's DN value escaping.
@@ -180,7 +218,11 @@ fn der_string(text: &str) -> Vec<u8> {
     if len < 0x80 {
         der.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
         der.push(0x80 | bytes.len() as u8);
         der.extend(bytes);
     }
@@ -189,10 +231,12 @@ fn der_string(text: &str) -> Vec<u8> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -217,7 +261,10 @@ mod tests {
         dn.push(rcgen::DnType::OrganizationalUnitName, "QA");
         dn.push(rcgen::DnType::CommonName, "localhost");
         // blackbox_exporter 0.23 printed exactly this for the same name.
-        assert_eq!(name_of(dn), "CN=localhost,OU=QA,O=Lookout\\, Inc.,ST=Berlin,C=DE");
+        assert_eq!(
+            name_of(dn),
+            "CN=localhost,OU=QA,O=Lookout\\, Inc.,ST=Berlin,C=DE"
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ fn assert_rejected(output: &Output, needles: &[&str]) {
     for needle in needles {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -39,19 +42,28 @@ fn a_bad_listen_address_exits_2_naming_it() {
 
 #[test]
 fn a_bad_duration_in_the_environment_exits_2_naming_it() {
-    assert_rejected(&run(&[], &[("LOOKOUT_SHUTDOWN_DELAY", "5 seconds")]), &["\"5 seconds\"", "shutdown-delay"]);
+    assert_rejected(
+        &run(&[], &[("LOOKOUT_SHUTDOWN_DELAY", "5 seconds")]),
+        &["\"5 seconds\"", "shutdown-delay"],
+    );
 }
 
 #[test]
 fn a_missing_config_file_exits_2_naming_it() {
-    assert_rejected(&run(&["--config.file", "/nonexistent/blackbox.yml"], &[]), &["/nonexistent/blackbox.yml", "No such file"]);
+    assert_rejected(
+        &run(&["--config.file", "/nonexistent/blackbox.yml"], &[]),
+        &["/nonexistent/blackbox.yml", "No such file"],
+    );
 }
 
 #[test]
 fn an_unknown_key_exits_2_naming_key_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blackbox.yml");
-    write(&file, "modules:\n  web:\n    prober: http\n    http:\n      valid_status_code: [200]\n");
+    write(
+        &file,
+        "modules:\n  web:\n    prober: http\n    http:\n      valid_status_code: [200]\n",
+    );
     let file = file.to_str().unwrap();
     assert_rejected(
         &run(&["--config.file", file], &[]),
@@ -63,7 +75,10 @@ fn an_unknown_key_exits_2_naming_key_file_and_line() {
 fn a_bad_duration_in_the_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blackbox.yml");
-    write(&file, "modules:\n  web:\n    prober: http\n    timeout: 5 s\n");
+    write(
+        &file,
+        "modules:\n  web:\n    prober: http\n    timeout: 5 s\n",
+    );
     assert_rejected(
         &run(&[], &[("LOOKOUT_CONFIG", file.to_str().unwrap())]),
         &["modules.web.timeout", "invalid duration \"5 s\"", "line 4"],
@@ -86,21 +101,41 @@ fn an_address_in_use_exits_1() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn check_config_accepts_a_good_file_and_rejects_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yml");
-    write(&good, "modules:\n  web:\n    prober: http\n  port:\n    prober: tcp\n");
-    let output = lookout().args(["check-config", good.to_str().unwrap()]).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    write(
+        &good,
+        "modules:\n  web:\n    prober: http\n  port:\n    prober: tcp\n",
+    );
+    let output = lookout()
+        .args(["check-config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("2 modules: port, web"));
 
     let bad = dir.path().join("bad.yml");
-    write(&bad, "modules:\n  web:\n    prober: http\n    http:\n      tls_config: {ca_file: missing.pem}\n");
-    let output = lookout().args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    write(
+        &bad,
+        "modules:\n  web:\n    prober: http\n    http:\n      tls_config: {ca_file: missing.pem}\n",
+    );
+    let output = lookout()
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_rejected(&output, &["module \"web\"", "missing.pem"]);
 }
 
@@ -109,10 +144,20 @@ fn help_and_version_exit_0() {
     let help = lookout().arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--listen", "--admin-listen", "--config.file", "--shutdown-delay", "--drain-timeout", "--log-format"] {
+    for flag in [
+        "--listen",
+        "--admin-listen",
+        "--config.file",
+        "--shutdown-delay",
+        "--drain-timeout",
+        "--log-format",
+    ] {
         assert!(text.contains(flag), "{flag} missing from --help");
     }
     let version = lookout().arg("--version").output().unwrap();
     assert!(version.status.success());
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("lookout {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("lookout {}", env!("CARGO_PKG_VERSION"))
+    );
 }

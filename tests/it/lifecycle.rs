@@ -12,7 +12,10 @@ fn readiness_is_503_until_warm_up_ends_while_healthz_answers_at_once() {
     // Warm-up reads every module's ca_file; a FIFO holds it back until we write.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("ca.pem");
-    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(status.success());
     let config = dir.path().join("blackbox.yml");
     std::fs::write(
@@ -67,7 +70,9 @@ fn sigint_shuts_down_like_sigterm() {
     app.admin_until("/readyz", |r| r.status == 200);
     app.signal("INT");
     assert_eq!(app.wait().code(), Some(0));
-    assert!(app.log_line("shutdown: readiness is now 503").contains("SIGINT"));
+    assert!(app
+        .log_line("shutdown: readiness is now 503")
+        .contains("SIGINT"));
 }
 
 #[test]

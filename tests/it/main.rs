@@ -7,7 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod differential;
 mod lifecycle;
 mod observability;
+mod probe;
 mod reload;
 mod support;
+mod targets;

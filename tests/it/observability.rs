@@ -17,7 +17,8 @@ fn json_logs_carry_one_object_per_request_with_its_fields() {
     assert_eq!(json["status"], 200);
     assert!(json["latency_ms"].as_f64().unwrap() >= 0.0);
     for line in app.logs() {
-        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
 }
 
@@ -28,7 +29,10 @@ fn metrics_pass_promtool_check_metrics() {
     request(app.probe, "GET", "/-/healthy", &[]);
     request(app.probe, "GET", "/does/not/exist?x=1", &[]);
     let metrics = app.admin("GET", "/metrics");
-    assert_eq!(metrics.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     for name in [
         "lookout_build_info{",
         "lookout_http_requests_total{route=\"/-/healthy\",method=\"GET\",status=\"200\"} 1",
@@ -40,7 +44,11 @@ fn metrics_pass_promtool_check_metrics() {
         "blackbox_exporter_config_last_reload_successful 1",
         "blackbox_exporter_config_last_reload_success_timestamp_seconds ",
     ] {
-        assert!(metrics.body.contains(name), "{name} missing:\n{}", metrics.body);
+        assert!(
+            metrics.body.contains(name),
+            "{name} missing:\n{}",
+            metrics.body
+        );
     }
     // The raw URI never becomes a label value.
     assert!(!metrics.body.contains("does/not/exist"));
@@ -70,9 +78,15 @@ fn prometheus_gets_openmetrics_when_it_asks() {
         app.admin,
         "GET",
         "/metrics",
-        &[("Accept", "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4")],
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4",
+        )],
     );
-    assert!(metrics.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    assert!(metrics
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
     assert!(metrics.body.ends_with("# EOF\n"));
 }
 
@@ -81,7 +95,14 @@ fn the_index_page_names_the_endpoints() {
     let app = spawn_app(&[], &[]);
     let index = request(app.probe, "GET", "/", &[]);
     assert_eq!(index.status, 200);
-    for endpoint in ["/probe", "/-/healthy", "/healthz", "/readyz", "/metrics", "/-/reload"] {
+    for endpoint in [
+        "/probe",
+        "/-/healthy",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/-/reload",
+    ] {
         assert!(index.body.contains(endpoint), "{endpoint} missing");
     }
 }

@@ -27,7 +27,10 @@ fn reload_with_a_good_then_a_bad_file_sets_the_gauges() {
     let first = gauge(&app, TIMESTAMP);
     assert!(first > 1.7e9, "timestamp {first}");
 
-    write(&file, "modules:\n  one:\n    prober: http\n  two:\n    prober: tcp\n");
+    write(
+        &file,
+        "modules:\n  one:\n    prober: http\n  two:\n    prober: tcp\n",
+    );
     let response = app.admin("POST", "/-/reload");
     assert_eq!(response.status, 200, "{response:?}");
     assert!(response.body.contains("reloaded 2 modules"), "{response:?}");
@@ -38,9 +41,16 @@ fn reload_with_a_good_then_a_bad_file_sets_the_gauges() {
     write(&file, "modules:\n  one:\n    prober: htp\n");
     let response = app.admin("POST", "/-/reload");
     assert_eq!(response.status, 500, "{response:?}");
-    assert!(response.body.contains("unknown variant `htp`"), "{response:?}");
+    assert!(
+        response.body.contains("unknown variant `htp`"),
+        "{response:?}"
+    );
     assert_eq!(gauge(&app, SUCCESS), 0.0);
-    assert_eq!(gauge(&app, TIMESTAMP), second, "a failed reload keeps the last success time");
+    assert_eq!(
+        gauge(&app, TIMESTAMP),
+        second,
+        "a failed reload keeps the last success time"
+    );
     app.log_line("reload failed; the previous modules stay in force");
     // Still serving, still ready.
     assert_eq!(app.admin("GET", "/readyz").status, 200);
@@ -65,5 +75,7 @@ fn sighup_reloads_the_file() {
     write(&file, "modules:\n  one:\n    prober: http\n");
     app.signal("HUP");
     app.admin_until("/metrics", |r| r.body.contains(&format!("{SUCCESS} 1")));
-    assert!(app.log_line("configuration reloaded").contains("\"modules\":1"));
+    assert!(app
+        .log_line("configuration reloaded")
+        .contains("\"modules\":1"));
 }

@@ -60,7 +60,10 @@ pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
         match rx.recv_timeout(PATIENCE) {
             Ok((listener, addr)) if listener == "probe" => probe = Some(addr),
             Ok((_, addr)) => admin = Some(addr),
-            Err(_) => panic!("lookout did not report its listeners; logs: {:?}", logs.lock().unwrap()),
+            Err(_) => panic!(
+                "lookout did not report its listeners; logs: {:?}",
+                logs.lock().unwrap()
+            ),
         }
     }
     App {
@@ -95,7 +98,11 @@ impl App {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "lookout did not exit; logs: {:?}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "lookout did not exit; logs: {:?}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -112,7 +119,10 @@ impl App {
             if check(&response) {
                 return response;
             }
-            assert!(Instant::now() < deadline, "{path} never satisfied the check; last: {response:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{path} never satisfied the check; last: {response:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -124,7 +134,11 @@ impl App {
             if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
                 return line;
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:?}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}: {:?}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -176,16 +190,44 @@ pub fn parse_response(raw: &[u8]) -> Response {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    let headers = lines
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Response {
         status,
         headers,
-        body: body.to_owned(),
+        body,
     }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    body
 }
 
 /// A self-signed CA certificate in PEM.

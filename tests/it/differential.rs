@@ -1,0 +1,194 @@
+//! The real blackbox_exporter (Debian's 0.23) as the oracle: both exporters
+//! load the same modules file, probe the same local targets, and must give
+//! the same metric names, HELP and TYPE lines, label sets, and values for
+//! everything but timings and the address hash.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{SocketAddr, TcpListener},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    probe::encode,
+    support::{request, spawn_app, PATIENCE},
+    targets::world,
+};
+
+/// Metrics whose values are timings (or depend on which address resolution
+/// picked), compared by presence only.
+const TIMINGS: &[&str] = &[
+    "probe_duration_seconds",
+    "probe_dns_lookup_time_seconds",
+    "probe_http_duration_seconds",
+    "probe_ip_addr_hash",
+];
+
+struct Blackbox {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Blackbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_blackbox(modules: &std::path::Path) -> Blackbox {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = Command::new("prometheus-blackbox-exporter")
+        .arg(format!("--config.file={}", modules.display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--log.level=error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-blackbox-exporter is installed (the test command installs Debian's package)");
+    let blackbox = Blackbox { child, addr };
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "blackbox_exporter did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    blackbox
+}
+
+/// Series (name plus labels) to value, and the HELP/TYPE lines.
+fn exposition(text: &str) -> (BTreeMap<String, f64>, BTreeSet<String>) {
+    let mut series = BTreeMap::new();
+    let mut meta = BTreeSet::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if line.starts_with('#') {
+            meta.insert(line.to_owned());
+        } else {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            series.insert(name.to_owned(), value.parse().unwrap());
+        }
+    }
+    (series, meta)
+}
+
+fn is_timing(series: &str) -> bool {
+    TIMINGS
+        .iter()
+        .any(|t| series == *t || series.starts_with(&format!("{t}{{")))
+}
+
+#[test]
+fn lookout_answers_as_blackbox_exporter_does() {
+    let w = world();
+    let lookout = spawn_app(&["--config.file", w.modules.to_str().unwrap()], &[]);
+    lookout.admin_until("/readyz", |r| r.status == 200);
+    let blackbox = spawn_blackbox(&w.modules);
+
+    let http = w.http;
+    let cases: Vec<(&str, String)> = vec![
+        ("http_2xx", format!("http://{http}/ok")),
+        ("http_2xx", format!("{http}/notfound")),
+        ("http_2xx", format!("http://{http}/redirect/3")),
+        ("http_2xx", format!("http://{http}/redirect/11")),
+        ("http_no_redirects", format!("http://{http}/redirect/1")),
+        ("http_2xx", format!("http://{http}/chunked")),
+        ("http_2xx", format!("http://{}/", w.closed)),
+        ("http_2xx", format!("http://[::1]:{}/", w.closed.port())),
+        ("http_body_healthy", format!("http://{http}/healthy")),
+        ("http_body_healthy", format!("http://{http}/ok")),
+        ("http_body_not_hello", format!("http://{http}/ok")),
+        ("http_header_html", format!("http://{http}/ok")),
+        ("http_404", format!("http://{http}/notfound")),
+        ("http_11_only", format!("http://{http}/ok")),
+        ("http_post", format!("http://{http}/method")),
+        ("http_ssl_required", format!("http://{http}/ok")),
+        ("http_1s", format!("http://{http}/slow")),
+        (
+            "http_ca",
+            format!("https://localhost:{}/ok", w.valid.port()),
+        ),
+        (
+            "http_ca_tls12",
+            format!("https://localhost:{}/ok", w.valid.port()),
+        ),
+        (
+            "http_ca",
+            format!("https://localhost:{}/", w.expired.port()),
+        ),
+        (
+            "http_ca",
+            format!("https://localhost:{}/", w.wrong_host.port()),
+        ),
+        (
+            "http_ca",
+            format!("https://localhost:{}/", w.unknown_ca.port()),
+        ),
+        (
+            "http_ca",
+            format!("https://localhost:{}/", w.self_signed.port()),
+        ),
+        (
+            "http_insecure",
+            format!("https://localhost:{}/", w.self_signed.port()),
+        ),
+        ("http_2xx", format!("https://localhost:{}/", w.valid.port())),
+        ("tcp_connect", http.to_string()),
+        ("tcp_connect", w.closed.to_string()),
+        ("tcp_connect", "127.0.0.1".to_owned()),
+        ("tls_ca", format!("localhost:{}", w.valid.port())),
+        ("tls_ca", format!("localhost:{}", w.expired.port())),
+    ];
+
+    let mut differences = Vec::new();
+    for (module, target) in &cases {
+        let path = format!("/probe?module={module}&target={}", encode(target));
+        let ours = request(lookout.probe, "GET", &path, &[]);
+        let theirs = request(blackbox.addr, "GET", &path, &[]);
+        assert_eq!(
+            (ours.status, theirs.status),
+            (200, 200),
+            "{module} {target}"
+        );
+        let (our_series, our_meta) = exposition(&ours.body);
+        let (their_series, their_meta) = exposition(&theirs.body);
+        let case = format!("{module} {target}");
+        if our_meta != their_meta {
+            differences.push(format!(
+                "{case}: HELP/TYPE lines differ\n  only lookout: {:?}\n  only blackbox: {:?}",
+                our_meta.difference(&their_meta).collect::<Vec<_>>(),
+                their_meta.difference(&our_meta).collect::<Vec<_>>()
+            ));
+        }
+        let names: BTreeSet<&String> = our_series.keys().chain(their_series.keys()).collect();
+        for name in names {
+            match (our_series.get(name), their_series.get(name)) {
+                (Some(a), Some(b)) if is_timing(name) || a == b => {}
+                (a, b) => {
+                    differences.push(format!("{case}: {name}: lookout {a:?}, blackbox {b:?}"))
+                }
+            }
+        }
+        eprintln!("compared {case}: {} series", our_series.len());
+    }
+
+    // The 400s, word for word.
+    for path in ["/probe?module=nope&target=x", "/probe?module=http_2xx"] {
+        let ours = request(lookout.probe, "GET", path, &[]);
+        let theirs = request(blackbox.addr, "GET", path, &[]);
+        if (ours.status, &ours.body) != (theirs.status, &theirs.body) {
+            differences.push(format!(
+                "{path}: lookout {} {:?}, blackbox {} {:?}",
+                ours.status, ours.body, theirs.status, theirs.body
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}

@@ -1,0 +1,411 @@
+//! /probe and `lookout probe` against real local targets.
+
+use crate::{
+    support::{lookout, request, spawn_app, App},
+    targets::{world, LAST_MODIFIED_UNIX},
+};
+
+fn app() -> App {
+    let app = spawn_app(&["--config.file", world().modules.to_str().unwrap()], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    app
+}
+
+/// Probes and parses the exposition into (series, value) pairs.
+pub fn probe(app: &App, module: &str, target: &str) -> Vec<(String, f64)> {
+    let response = request(
+        app.probe,
+        "GET",
+        &format!("/probe?module={module}&target={}", encode(target)),
+        &[],
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    parse(&response.body)
+}
+
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn parse(exposition: &str) -> Vec<(String, f64)> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            (series.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn value(metrics: &[(String, f64)], series: &str) -> Option<f64> {
+    metrics.iter().find(|(s, _)| s == series).map(|(_, v)| *v)
+}
+
+fn has(metrics: &[(String, f64)], prefix: &str) -> bool {
+    metrics.iter().any(|(s, _)| s.starts_with(prefix))
+}
+
+#[test]
+fn a_missing_target_is_a_400() {
+    let app = app();
+    let response = request(app.probe, "GET", "/probe?module=http_2xx", &[]);
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (400, "Target parameter is missing\n")
+    );
+}
+
+#[test]
+fn an_unknown_module_is_a_400_and_counted() {
+    let app = app();
+    let response = request(
+        app.probe,
+        "GET",
+        "/probe?module=nope&target=example.org",
+        &[],
+    );
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (400, "Unknown module \"nope\"\n")
+    );
+    let metrics = app.admin("GET", "/metrics").body;
+    assert!(
+        metrics.contains("blackbox_module_unknown_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_plain_http_200_succeeds_with_blackbox_metrics() {
+    let app = app();
+    let target = format!("http://{}/ok", world().http);
+    // `module` defaults to http_2xx.
+    let response = request(
+        app.probe,
+        "GET",
+        &format!("/probe?target={}", encode(&target)),
+        &[],
+    );
+    let m = parse(&response.body);
+    assert_eq!(value(&m, "probe_success"), Some(1.0));
+    assert_eq!(value(&m, "probe_http_status_code"), Some(200.0));
+    assert_eq!(value(&m, "probe_http_content_length"), Some(12.0));
+    assert_eq!(value(&m, "probe_http_uncompressed_body_length"), Some(12.0));
+    assert_eq!(value(&m, "probe_http_version"), Some(1.1));
+    assert_eq!(value(&m, "probe_http_ssl"), Some(0.0));
+    assert_eq!(value(&m, "probe_ip_protocol"), Some(4.0));
+    assert_eq!(value(&m, "probe_ip_addr_hash"), Some(3_668_918_509.0));
+    assert_eq!(
+        value(&m, "probe_http_last_modified_timestamp_seconds"),
+        Some(LAST_MODIFIED_UNIX)
+    );
+    for phase in ["resolve", "connect", "tls", "processing", "transfer"] {
+        assert!(
+            value(
+                &m,
+                &format!("probe_http_duration_seconds{{phase=\"{phase}\"}}")
+            )
+            .is_some(),
+            "{phase}"
+        );
+    }
+    let metrics = app.admin("GET", "/metrics").body;
+    assert!(
+        metrics.contains("lookout_probes_total{module=\"http_2xx\",result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lookout_probe_duration_seconds_count{module=\"http_2xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lookout_probes_in_flight 0"), "{metrics}");
+}
+
+#[test]
+fn status_redirects_and_regexps_decide_success() {
+    let app = app();
+    let http = world().http;
+    let m = probe(&app, "http_2xx", &format!("{http}/notfound"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_http_status_code")
+        ),
+        (Some(0.0), Some(404.0))
+    );
+    let m = probe(&app, "http_404", &format!("{http}/notfound"));
+    assert_eq!(value(&m, "probe_success"), Some(1.0));
+
+    let m = probe(&app, "http_2xx", &format!("{http}/redirect/3"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_http_redirects")
+        ),
+        (Some(1.0), Some(3.0))
+    );
+    let m = probe(&app, "http_2xx", &format!("{http}/redirect/11"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_http_redirects")
+        ),
+        (Some(0.0), Some(11.0))
+    );
+    let m = probe(&app, "http_no_redirects", &format!("{http}/redirect/1"));
+    assert_eq!(value(&m, "probe_http_status_code"), Some(302.0));
+    assert_eq!(value(&m, "probe_http_redirects"), Some(1.0));
+
+    let m = probe(&app, "http_body_healthy", &format!("{http}/healthy"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_failed_due_to_regex")
+        ),
+        (Some(1.0), Some(0.0))
+    );
+    let m = probe(&app, "http_body_healthy", &format!("{http}/ok"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_failed_due_to_regex")
+        ),
+        (Some(0.0), Some(1.0))
+    );
+    let m = probe(&app, "http_header_html", &format!("{http}/ok"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_failed_due_to_regex")
+        ),
+        (Some(0.0), Some(1.0))
+    );
+
+    let m = probe(&app, "http_post", &format!("{http}/method"));
+    assert_eq!(
+        value(&m, "probe_http_content_length"),
+        Some(5.0),
+        "the server echoed POST"
+    );
+    let m = probe(&app, "http_2xx", &format!("{http}/chunked"));
+    assert_eq!(value(&m, "probe_http_content_length"), Some(-1.0));
+    let m = probe(&app, "http_ssl_required", &format!("{http}/ok"));
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+}
+
+#[test]
+fn a_closed_port_fails_without_an_http_error() {
+    let app = app();
+    let m = probe(&app, "http_2xx", &format!("http://{}/", world().closed));
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+    assert_eq!(value(&m, "probe_http_status_code"), Some(0.0));
+    let m = probe(&app, "tcp_connect", &world().closed.to_string());
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+    let m = probe(&app, "tcp_connect", &world().http.to_string());
+    assert_eq!(value(&m, "probe_success"), Some(1.0));
+}
+
+#[test]
+fn the_module_timeout_bounds_a_slow_target() {
+    let app = app();
+    let m = probe(&app, "http_1s", &format!("http://{}/slow", world().http));
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+    // The target answers after 3 s; the probe gave up at its 1 s deadline.
+    let took = value(&m, "probe_duration_seconds").unwrap();
+    assert!((1.0..2.5).contains(&took), "took {took}");
+}
+
+#[test]
+fn the_scrape_timeout_header_caps_the_probe() {
+    let app = app();
+    let target = format!("http://{}/slow", world().http);
+    let response = request(
+        app.probe,
+        "GET",
+        &format!("/probe?module=http_2xx&target={}", encode(&target)),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    let m = parse(&response.body);
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+    let took = value(&m, "probe_duration_seconds").unwrap();
+    assert!(
+        (1.0..2.5).contains(&took),
+        "took {took}: header 1.5 minus the 0.5 offset"
+    );
+}
+
+#[test]
+fn a_valid_certificate_reports_the_chain() {
+    let app = app();
+    let m = probe(
+        &app,
+        "http_ca",
+        &format!("https://localhost:{}/ok", world().valid.port()),
+    );
+    assert_eq!(value(&m, "probe_success"), Some(1.0), "{m:?}");
+    assert_eq!(value(&m, "probe_http_ssl"), Some(1.0));
+    // 2030-01-01T00:00:00Z, the leaf's NotAfter.
+    assert_eq!(
+        value(&m, "probe_ssl_earliest_cert_expiry"),
+        Some(1_893_456_000.0)
+    );
+    assert_eq!(
+        value(&m, "probe_ssl_last_chain_expiry_timestamp_seconds"),
+        Some(1_893_456_000.0)
+    );
+    assert_eq!(
+        value(&m, "probe_tls_version_info{version=\"TLS 1.3\"}"),
+        Some(1.0)
+    );
+    let info = m
+        .iter()
+        .find(|(s, _)| s.starts_with("probe_ssl_last_chain_info{"))
+        .unwrap();
+    assert!(
+        info.0
+            .contains("subject=\"CN=localhost,O=Lookout\\\\, Inc.\""),
+        "{info:?}"
+    );
+    assert!(
+        info.0
+            .contains("issuer=\"CN=lookout test CA,O=lookout tests\""),
+        "{info:?}"
+    );
+    assert!(
+        info.0.contains("subjectalternative=\"localhost\""),
+        "{info:?}"
+    );
+
+    let m = probe(
+        &app,
+        "http_ca_tls12",
+        &format!("https://localhost:{}/", world().valid.port()),
+    );
+    assert_eq!(
+        value(&m, "probe_tls_version_info{version=\"TLS 1.2\"}"),
+        Some(1.0)
+    );
+    let m = probe(
+        &app,
+        "tls_ca",
+        &format!("localhost:{}", world().valid.port()),
+    );
+    assert_eq!(value(&m, "probe_success"), Some(1.0));
+    assert_eq!(
+        value(&m, "probe_ssl_earliest_cert_expiry"),
+        Some(1_893_456_000.0)
+    );
+}
+
+#[test]
+fn bad_certificates_fail_without_tls_metrics() {
+    let app = app();
+    let w = world();
+    for (name, addr) in [
+        ("expired", w.expired),
+        ("wrong host", w.wrong_host),
+        ("unknown CA", w.unknown_ca),
+        ("self-signed", w.self_signed),
+    ] {
+        let m = probe(
+            &app,
+            "http_ca",
+            &format!("https://localhost:{}/", addr.port()),
+        );
+        assert_eq!(value(&m, "probe_success"), Some(0.0), "{name}");
+        assert!(!has(&m, "probe_ssl_"), "{name}: {m:?}");
+        let m = probe(&app, "tls_ca", &format!("localhost:{}", addr.port()));
+        assert_eq!(value(&m, "probe_success"), Some(0.0), "{name} over tcp");
+    }
+    // Without ca_file only the compiled-in roots count: the test CA is unknown.
+    let m = probe(
+        &app,
+        "http_2xx",
+        &format!("https://localhost:{}/", w.valid.port()),
+    );
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+    // insecure_skip_verify accepts it, and reports no verified chain (Go's zero time).
+    let m = probe(
+        &app,
+        "http_insecure",
+        &format!("https://localhost:{}/", w.self_signed.port()),
+    );
+    assert_eq!(value(&m, "probe_success"), Some(1.0));
+    assert_eq!(
+        value(&m, "probe_ssl_last_chain_expiry_timestamp_seconds"),
+        Some(-62_135_596_800.0)
+    );
+}
+
+#[test]
+fn lookout_probe_prints_metrics_and_exits_0_or_1() {
+    let modules = world().modules.to_str().unwrap();
+    let ok = lookout()
+        .args([
+            "probe",
+            &format!("http://{}/ok", world().http),
+            "--config.file",
+            modules,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        value(
+            &parse(&String::from_utf8_lossy(&ok.stdout)),
+            "probe_success"
+        ),
+        Some(1.0)
+    );
+
+    let failed = lookout()
+        .args([
+            "probe",
+            &world().closed.to_string(),
+            "--module",
+            "tcp_connect",
+            "--config.file",
+            modules,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(
+        value(
+            &parse(&String::from_utf8_lossy(&failed.stdout)),
+            "probe_success"
+        ),
+        Some(0.0)
+    );
+
+    let unknown = lookout()
+        .args([
+            "probe",
+            "example.org",
+            "--module",
+            "nope",
+            "--config.file",
+            modules,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown module \"nope\""));
+}

@@ -1,0 +1,308 @@
+//! Probe targets the tests start themselves: a plain HTTP/1.1 server with
+//! canned behaviours, and HTTPS servers whose certificates are made here
+//! (valid for a test CA, expired, self-signed, wrong host, unknown CA).
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    thread,
+    time::Duration,
+};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    ServerConfig, ServerConnection, StreamOwned,
+};
+
+/// Last-Modified every canned page carries (and the unix time it means).
+pub const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+pub const LAST_MODIFIED_UNIX: f64 = 1_445_412_480.0;
+
+/// A test certificate authority.
+pub struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A server certificate and its key.
+pub struct Leaf {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "lookout tests");
+        params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { ca }
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// A leaf for `names` (DNS names or IPs), valid between the given years.
+    pub fn leaf(&self, names: &[&str], valid: (i32, i32)) -> Leaf {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Lookout, Inc.");
+        params.not_before = rcgen::date_time_ymd(valid.0, 1, 1);
+        params.not_after = rcgen::date_time_ymd(valid.1, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+}
+
+/// A self-signed leaf, trusted by nobody.
+pub fn self_signed(name: &str) -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    Leaf {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// TLS settings of a test server; `versions` limits the protocol versions.
+pub fn server_tls(
+    leaf: Leaf,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain, leaf.key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// Starts a target on 127.0.0.1 (TLS when `tls` is given); it lives as long
+/// as the test process.
+pub fn serve(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let tls = tls.clone();
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                match tls {
+                    Some(config) => {
+                        let Ok(connection) = ServerConnection::new(config) else {
+                            return;
+                        };
+                        answer(&mut StreamOwned::new(connection, stream));
+                    }
+                    None => answer(&mut { stream }),
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn answer(io: &mut (impl Read + Write)) {
+    let mut reader = BufReader::new(&mut *io);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut body_length = 0;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        body_length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+        }
+    }
+    // Read the request body, so closing does not reset the connection.
+    let mut body = vec![0; body_length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let response = route(&method, &path);
+    let _ = io.write_all(response.as_bytes());
+    let _ = io.flush();
+}
+
+fn page(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nLast-Modified: {LAST_MODIFIED}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
+}
+
+fn route(method: &str, path: &str) -> String {
+    match path {
+        "/" | "/ok" => page("200 OK", "", "hello world\n"),
+        "/healthy" => page("200 OK", "", "status: healthy\n"),
+        "/notfound" => page("404 Not Found", "", "not here\n"),
+        "/method" => page("200 OK", "", &format!("{method}\n")),
+        "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n3\r\n!!\n\r\n0\r\n\r\n"
+            .to_owned(),
+        "/slow" => {
+            thread::sleep(Duration::from_secs(3));
+            page("200 OK", "", "finally\n")
+        }
+        _ => match path.strip_prefix("/redirect/").and_then(|n| n.parse::<u32>().ok()) {
+            Some(0) => page("200 OK", "", "arrived\n"),
+            Some(n) => page("302 Found", &format!("Location: /redirect/{}\r\n", n - 1), ""),
+            None => page("404 Not Found", "", "no such page\n"),
+        },
+    }
+}
+
+/// Every target the probe tests use, and a modules file naming them; made
+/// once per test process.
+pub struct World {
+    pub http: SocketAddr,
+    pub valid: SocketAddr,
+    pub expired: SocketAddr,
+    pub wrong_host: SocketAddr,
+    pub unknown_ca: SocketAddr,
+    pub self_signed: SocketAddr,
+    pub closed: SocketAddr,
+    pub modules: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn world() -> &'static World {
+    static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+    WORLD.get_or_init(|| {
+        let pki = Pki::new("lookout test CA");
+        let other = Pki::new("someone else's CA");
+        let both = &[&rustls::version::TLS13, &rustls::version::TLS12][..];
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, pki.ca_pem()).unwrap();
+        let modules = dir.path().join("blackbox.yml");
+        std::fs::write(&modules, MODULES.replace("{ca}", ca.to_str().unwrap())).unwrap();
+        World {
+            http: serve(None),
+            valid: serve(Some(server_tls(
+                pki.leaf(&["localhost"], (2020, 2030)),
+                both,
+            ))),
+            expired: serve(Some(server_tls(
+                pki.leaf(&["localhost"], (2020, 2021)),
+                both,
+            ))),
+            wrong_host: serve(Some(server_tls(
+                pki.leaf(&["other.example"], (2020, 2030)),
+                both,
+            ))),
+            unknown_ca: serve(Some(server_tls(
+                other.leaf(&["localhost"], (2020, 2030)),
+                both,
+            ))),
+            self_signed: serve(Some(server_tls(self_signed("localhost"), both))),
+            closed: closed_port(),
+            modules,
+            _dir: dir,
+        }
+    })
+}
+
+/// Modules for both lookout and blackbox_exporter; `{ca}` is the test CA.
+const MODULES: &str = r#"modules:
+  http_2xx:
+    prober: http
+  http_ca:
+    prober: http
+    http:
+      tls_config:
+        ca_file: {ca}
+  http_ca_tls12:
+    prober: http
+    http:
+      tls_config:
+        ca_file: {ca}
+        max_version: TLS12
+  http_insecure:
+    prober: http
+    http:
+      tls_config:
+        insecure_skip_verify: true
+  http_no_redirects:
+    prober: http
+    http:
+      follow_redirects: false
+  http_body_healthy:
+    prober: http
+    http:
+      fail_if_body_not_matches_regexp: ["healthy"]
+  http_body_not_hello:
+    prober: http
+    http:
+      fail_if_body_matches_regexp: ["hello"]
+  http_header_html:
+    prober: http
+    http:
+      fail_if_header_not_matches:
+        - header: Content-Type
+          regexp: "text/html"
+  http_404:
+    prober: http
+    http:
+      valid_status_codes: [404]
+  http_11_only:
+    prober: http
+    http:
+      valid_http_versions: ["HTTP/2.0"]
+  http_post:
+    prober: http
+    http:
+      method: POST
+      body: ping
+  http_ssl_required:
+    prober: http
+    http:
+      fail_if_not_ssl: true
+  http_1s:
+    prober: http
+    timeout: 1s
+  tcp_connect:
+    prober: tcp
+  tls_ca:
+    prober: tcp
+    tcp:
+      tls: true
+      tls_config:
+        ca_file: {ca}
+"#;
