@@ -143,7 +143,7 @@ pub async fn run(
                 tracing::debug!(
                     timeout_ms = deadline.as_millis() as u64,
                     "probe failed: timeout"
-                )
+                );
             });
             false
         }
