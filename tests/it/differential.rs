@@ -167,7 +167,7 @@ fn lookout_answers_as_blackbox_exporter_does() {
             match (our_series.get(name), their_series.get(name)) {
                 (Some(a), Some(b)) if is_timing(name) || a == b => {}
                 (a, b) => {
-                    differences.push(format!("{case}: {name}: lookout {a:?}, blackbox {b:?}"))
+                    differences.push(format!("{case}: {name}: lookout {a:?}, blackbox {b:?}"));
                 }
             }
         }
