@@ -345,15 +345,18 @@ pub enum TlsVersion {
     Tls13,
 }
 
-/// A compiled regular expression (RE2 syntax, as Go's `regexp`), matched
-/// against raw bytes as blackbox_exporter matches bodies and header values.
+/// A compiled regular expression in RE2 syntax, as Go's `regexp`.
+///
+/// regex-lite keeps Go's semantics where they matter: `\d`, `\w`, `\s` and
+/// `\b` are ASCII-only, and invalid UTF-8 in a body reads as U+FFFD. Unicode
+/// classes (`\p{Greek}`) are not supported and fail at load, by name.
 #[derive(Clone)]
-pub struct Pattern(pub regex::bytes::Regex);
+pub struct Pattern(pub regex_lite::Regex);
 
 impl Pattern {
     /// Whether the pattern matches anywhere in `haystack` (unanchored).
     pub fn is_match(&self, haystack: &[u8]) -> bool {
-        self.0.is_match(haystack)
+        self.0.is_match(&String::from_utf8_lossy(haystack))
     }
 }
 
@@ -367,7 +370,7 @@ impl FromStr for Pattern {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        regex::bytes::Regex::new(text)
+        regex_lite::Regex::new(text)
             .map(Pattern)
             .map_err(|e| format!("invalid regexp {text:?}: {}", one_line(&e.to_string())))
     }

@@ -87,3 +87,85 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(status.code(), Some(128 + 15), "logs: {:?}", app.logs());
     app.log_line("second signal: exiting now");
 }
+
+#[test]
+fn a_request_in_flight_at_sigterm_completes() {
+    let modules = crate::targets::world().modules.to_str().unwrap();
+    // No shutdown delay: the listeners close at once and only the drain keeps the request alive.
+    let mut app = spawn_app(
+        &[
+            "--config.file",
+            modules,
+            "--shutdown-delay",
+            "0s",
+            "--drain-timeout",
+            "10s",
+        ],
+        &[],
+    );
+    app.admin_until("/readyz", |r| r.status == 200);
+    let probe = app.probe;
+    let target = format!("http://{}/slow", crate::targets::world().http);
+    let slow = std::thread::spawn(move || {
+        crate::support::request(
+            probe,
+            "GET",
+            &format!(
+                "/probe?module=http_2xx&target={}",
+                crate::probe::encode(&target)
+            ),
+            &[],
+        )
+    });
+    // The target answers after 3 s; signal once the probe is under way.
+    app.admin_until("/metrics", |r| {
+        r.body.contains("lookout_probes_in_flight 1")
+    });
+    app.signal("TERM");
+    let response = slow.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert!(
+        response.body.contains("probe_success 1"),
+        "{}",
+        response.body
+    );
+    assert_eq!(app.wait().code(), Some(0), "logs: {:?}", app.logs());
+    app.log_line("shutdown: drained; exiting");
+}
+
+#[test]
+fn the_drain_timeout_bounds_the_wait_for_stragglers() {
+    let modules = crate::targets::world().modules.to_str().unwrap();
+    let mut app = spawn_app(
+        &[
+            "--config.file",
+            modules,
+            "--shutdown-delay",
+            "0s",
+            "--drain-timeout",
+            "1s",
+        ],
+        &[],
+    );
+    app.admin_until("/readyz", |r| r.status == 200);
+    let probe = app.probe;
+    let target = format!("http://{}/slow", crate::targets::world().http);
+    std::thread::spawn(move || {
+        let _ = std::net::TcpStream::connect(probe).map(|mut s| {
+            let path = format!(
+                "/probe?module=http_2xx&target={}",
+                crate::probe::encode(&target)
+            );
+            let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        });
+    });
+    app.admin_until("/metrics", |r| {
+        r.body.contains("lookout_probes_in_flight 1")
+    });
+    app.signal("TERM");
+    // The probe needs 3 s; the drain gives it 1 s, then lookout exits 0 anyway.
+    assert_eq!(app.wait().code(), Some(0), "logs: {:?}", app.logs());
+    app.log_line("drain timeout reached");
+}

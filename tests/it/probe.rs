@@ -310,6 +310,18 @@ fn a_valid_certificate_reports_the_chain() {
 }
 
 #[test]
+fn http2_is_negotiated_by_alpn_unless_disabled() {
+    let app = app();
+    let target = format!("https://localhost:{}/", world().h2.port());
+    let m = probe(&app, "http_ca", &target);
+    assert_eq!(value(&m, "probe_success"), Some(1.0), "{m:?}");
+    assert_eq!(value(&m, "probe_http_version"), Some(2.0));
+    assert_eq!(value(&m, "probe_http_uncompressed_body_length"), Some(14.0));
+    let m = probe(&app, "http_ca_no_h2", &target);
+    assert_eq!(value(&m, "probe_http_version"), Some(1.1));
+}
+
+#[test]
 fn bad_certificates_fail_without_tls_metrics() {
     let app = app();
     let w = world();

@@ -120,6 +120,49 @@ pub fn serve(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
     addr
 }
 
+/// An HTTPS target that offers HTTP/2 by ALPN (hyper's server on tokio).
+pub fn serve_h2(leaf: Leaf) -> SocketAddr {
+    let mut config = Arc::unwrap_or_clone(server_tls(
+        leaf,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    ));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(|_request| async {
+                        let body = http_body_util::Full::new(bytes::Bytes::from_static(
+                            b"hello over h2\n",
+                        ));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -197,6 +240,7 @@ pub struct World {
     pub wrong_host: SocketAddr,
     pub unknown_ca: SocketAddr,
     pub self_signed: SocketAddr,
+    pub h2: SocketAddr,
     pub closed: SocketAddr,
     pub modules: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -232,6 +276,7 @@ pub fn world() -> &'static World {
                 both,
             ))),
             self_signed: serve(Some(server_tls(self_signed("localhost"), both))),
+            h2: serve_h2(pki.leaf(&["localhost"], (2020, 2030))),
             closed: closed_port(),
             modules,
             _dir: dir,
@@ -254,6 +299,12 @@ const MODULES: &str = r#"modules:
       tls_config:
         ca_file: {ca}
         max_version: TLS12
+  http_ca_no_h2:
+    prober: http
+    http:
+      enable_http2: false
+      tls_config:
+        ca_file: {ca}
   http_insecure:
     prober: http
     http:
