@@ -1,0 +1,71 @@
+# lookout as a static musl binary for one target, built with crane. Called from the
+# target's cross package set (pkgsCross.musl64, pkgsCross.aarch64-multiplatform-musl), so
+# `stdenv` is that set's: its C compiler is the musl cross gcc that links the binary and
+# compiles ring's C code (crane exports it as the target's linker, CC and AR).
+{
+  lib,
+  stdenv,
+  craneLib,
+  src,
+  revision,
+  cargo-auditable,
+  # The tests run where the build machine can execute the binary; the flake turns
+  # them off for arm64, whose tests run natively in the nextest check instead.
+  doCheck ? stdenv.buildPlatform.canExecute stdenv.hostPlatform,
+}:
+let
+  inherit (craneLib.crateNameFromCargoToml { inherit src; }) pname version;
+  target = stdenv.hostPlatform.rust.rustcTarget;
+
+  # Vendored once and named here so the remap below can point at it.
+  cargoVendorDir = craneLib.vendorCargoDeps { inherit src; };
+
+  # Shared by the dependency build and the final build: any difference in these
+  # (RUSTFLAGS above all) would make cargo rebuild every dependency.
+  commonArgs = {
+    inherit
+      src
+      pname
+      version
+      doCheck
+      cargoVendorDir
+      ;
+    # Needless rebuilds otherwise (crane#403, crane#684).
+    strictDeps = true;
+    CARGO_BUILD_TARGET = target;
+    # build.rustflags apply to the target only when a target is set, so build
+    # scripts and proc macros stay dynamic host binaries.
+    CARGO_BUILD_RUSTFLAGS = lib.concatStringsSep " " [
+      "-C target-feature=+crt-static"
+      # Dependencies' panic locations would name the vendor directory's store path
+      # (which crane then scrubs to /nix/store/eeee...): name a stable path instead.
+      "--remap-path-prefix=${cargoVendorDir}=/cargo/vendor"
+    ];
+  };
+
+  # This target's own dependency build: artifacts are only reusable with the same
+  # target, toolchain, flags and features.
+  cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+in
+craneLib.buildPackage (
+  commonArgs
+  // {
+    inherit cargoArtifacts;
+    # Embeds the dependency list (cargo-auditable) so image scanners see the crates
+    # inside a distroless image. Not `cargoWithProfile auditable build`: that helper puts
+    # --release before the subcommand.
+    nativeBuildInputs = [ cargo-auditable ];
+    cargoBuildCommand = "cargo auditable build --release";
+    # Feeds the build-info metric (src/metrics.rs); only the final build sees it, so a
+    # new commit never rebuilds the dependencies.
+    LOOKOUT_GIT_REVISION = revision;
+    passthru = { inherit cargoArtifacts target; };
+    meta = {
+      description = "Prometheus prober, a drop-in for blackbox_exporter (static, ${target})";
+      homepage = "https://github.com/lookout-dev/lookout";
+      license = lib.licenses.asl20;
+      mainProgram = "lookout";
+      platforms = lib.platforms.linux;
+    };
+  }
+)

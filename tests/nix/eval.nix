@@ -1,0 +1,407 @@
+# Evaluation tests of flake.nix and nix/ against stand-ins of nixpkgs, crane and fenix
+# (tests/nix/stand-ins/): the flake's own `outputs` function is called with them, for
+# both systems, and its outputs are checked against what issue 5 asks. Run by
+# tests/nix/check.sh:
+#
+#   nix-instantiate --eval --strict --json tests/nix/eval.nix
+#
+# The result is a list of { name, ok, detail }; an evaluation error (a missing or unknown
+# argument, a misspelt attribute) fails the whole run, as it would fail the flake.
+let
+  root = ../..;
+  lib = import ./stand-ins/lib.nix;
+  nixpkgs = import ./stand-ins/nixpkgs.nix { inherit lib; };
+  crane = import ./stand-ins/crane.nix { inherit lib; };
+  fenix = import ./stand-ins/fenix.nix { inherit lib; };
+
+  inherit (builtins)
+    all
+    any
+    attrNames
+    concatLists
+    elem
+    filter
+    fromTOML
+    length
+    map
+    match
+    readFile
+    sort
+    toJSON
+    ;
+
+  flake = import (root + "/flake.nix");
+  rev = "0123456789abcdef0123456789abcdef01234567";
+  outputs = flake.outputs {
+    self = {
+      inherit rev;
+      outPath = root;
+    };
+    inherit nixpkgs crane fenix;
+  };
+  dirtyOutputs = flake.outputs {
+    self.outPath = root;
+    inherit nixpkgs crane fenix;
+  };
+
+  version = (fromTOML (readFile (root + "/Cargo.toml"))).package.version;
+  sorted = sort (a: b: a < b);
+  test = name: ok: detail: { inherit name ok detail; };
+  eq =
+    name: actual: expected:
+    test name (actual == expected) "expected ${toJSON expected}, got ${toJSON actual}";
+
+  hostArch = {
+    x86_64-linux = "amd64";
+    aarch64-linux = "arm64";
+  };
+  triple = {
+    amd64 = "x86_64-unknown-linux-musl";
+    arm64 = "aarch64-unknown-linux-musl";
+  };
+
+  forSystem =
+    system:
+    let
+      p = outputs.packages.${system};
+      host = hostArch.${system};
+      s = "${system}: ";
+      checks = outputs.checks.${system};
+
+      packageTests =
+        arch:
+        let
+          pkg = p."lookout-${arch}";
+          deps = pkg.args.cargoArtifacts;
+          flags = pkg.args.CARGO_BUILD_RUSTFLAGS;
+          canRunTests = arch == host;
+        in
+        [
+          (eq "${s}lookout-${arch} is built by crane over the ${triple.${arch}} package set" pkg.target
+            triple.${arch}
+          )
+          (eq "${s}lookout-${arch} sets CARGO_BUILD_TARGET ${triple.${arch}}" pkg.args.CARGO_BUILD_TARGET
+            triple.${arch}
+          )
+          (eq "${s}lookout-${arch} doCheck is ${toJSON (arch == "amd64" && canRunTests)}" pkg.args.doCheck (
+            arch == "amd64" && canRunTests
+          ))
+          (test "${s}lookout-${arch} has its own buildDepsOnly for its target" (
+            deps.fn == "buildDepsOnly"
+            && deps.target == triple.${arch}
+            && deps.args.CARGO_BUILD_TARGET == triple.${arch}
+          ) "deps: ${deps.fn or "?"} for ${deps.target or "?"}")
+          (eq "${s}lookout-${arch}'s dependency build has the same doCheck, flags and vendor dir"
+            [
+              deps.args.doCheck
+              deps.args.CARGO_BUILD_RUSTFLAGS
+              deps.args.cargoVendorDir.outPath
+            ]
+            [
+              pkg.args.doCheck
+              flags
+              pkg.args.cargoVendorDir.outPath
+            ]
+          )
+          (test "${s}lookout-${arch} links statically and remaps the vendor paths" (
+            match ".*-C target-feature=\\+crt-static.*" flags != null
+            && match ".*--remap-path-prefix=/nix/store/[^=]*-vendor-cargo-deps=/cargo/vendor.*" flags != null
+          ) flags)
+          (test "${s}lookout-${arch} is built with cargo-auditable" (
+            match "cargo auditable build.*" pkg.args.cargoBuildCommand != null
+            && any (x: x.name == "cargo-auditable") pkg.args.nativeBuildInputs
+          ) pkg.args.cargoBuildCommand)
+          (eq "${s}lookout-${arch} sets strictDeps"
+            [ pkg.args.strictDeps deps.args.strictDeps ]
+            [ true true ]
+          )
+          (eq "${s}lookout-${arch} gets LOOKOUT_GIT_REVISION from self.rev" pkg.args.LOOKOUT_GIT_REVISION rev)
+          (test "${s}lookout-${arch}'s dependencies do not see the revision" (
+            !(deps.args ? LOOKOUT_GIT_REVISION)
+          ) "")
+          (eq "${s}lookout-${arch} has meta.mainProgram lookout" pkg.meta.mainProgram "lookout")
+          (eq "${s}lookout-${arch} is version ${version}" pkg.version version)
+          (eq "${s}lookout-${arch} uses fenix stable with both musl targets (build machine's toolchain)"
+            pkg.toolchain.components
+            [
+              "stable.${systemTriple}.cargo"
+              "stable.${systemTriple}.clippy-preview"
+              "stable.${systemTriple}.rustc"
+              "stable.${systemTriple}.rustfmt-preview"
+              "stable.x86_64-unknown-linux-musl.rust-std"
+              "stable.aarch64-unknown-linux-musl.rust-std"
+            ]
+          )
+          (eq "${s}lookout-${arch}'s toolchain runs on ${system}" pkg.toolchain.system system)
+        ];
+      systemTriple =
+        {
+          x86_64-linux = "x86_64-unknown-linux-gnu";
+          aarch64-linux = "aarch64-unknown-linux-gnu";
+        }
+        .${system};
+
+      imageTests =
+        arch:
+        let
+          img = p."image-${arch}";
+          inherit (img.image) config contents;
+        in
+        [
+          (eq "${s}image-${arch} architecture" img.image.architecture arch)
+          (eq "${s}image-${arch} is built with the build machine's dockerTools" img.fromSet system)
+          (eq "${s}image-${arch} Entrypoint" config.Entrypoint [ "/bin/lookout" ])
+          (eq "${s}image-${arch} User is numeric" config.User "65532:65532")
+          (eq "${s}image-${arch} ExposedPorts" config.ExposedPorts {
+            "9090/tcp" = { };
+            "9115/tcp" = { };
+          })
+          (eq "${s}image-${arch} Env" config.Env [ "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" ])
+          (eq "${s}image-${arch} OCI labels" config.Labels {
+            "org.opencontainers.image.title" = "lookout";
+            "org.opencontainers.image.source" = "https://github.com/lookout-dev/lookout";
+            "org.opencontainers.image.version" = version;
+            "org.opencontainers.image.revision" = rev;
+            "org.opencontainers.image.licenses" = "Apache-2.0";
+          })
+          (eq "${s}image-${arch} config has nothing else" (sorted (attrNames config)) [
+            "Entrypoint"
+            "Env"
+            "ExposedPorts"
+            "Labels"
+            "User"
+          ])
+          (eq "${s}image-${arch} contents: the ${arch} binary, the CA bundle, passwd/group"
+            (map (c: c.name) contents)
+            [
+              p."lookout-${arch}".name
+              "ca-certificates"
+              "fake-nss"
+            ]
+          )
+          (eq "${s}image-${arch} holds the ${arch} binary" (builtins.head contents).target triple.${arch})
+          (eq "${s}image-${arch} passwd has the nonroot user 65532" (builtins.elemAt contents 2).passwd [
+            "root:x:0:0:root user:/var/empty:/bin/sh"
+            "nonroot:x:65532:65532:nonroot:/var/empty:/sbin/nologin"
+            "nobody:x:65534:65534:nobody:/var/empty:/bin/sh"
+          ])
+          (eq "${s}image-${arch} group has the nonroot group 65532" (builtins.elemAt contents 2).group [
+            "root:x:0:"
+            "nonroot:x:65532:"
+            "nobody:x:65534:"
+          ])
+          (test "${s}image-${arch} is reproducible (no created/mtime given: 1970-01-01T00:00:01Z)" (
+            !(elem "created" img.given)
+            && !(elem "mtime" img.given)
+            && img.image.created == "1970-01-01T00:00:01Z"
+          ) (toJSON img.given))
+          (test "${s}image-${arch} has no busybox" (!any (c: c.name == "busybox") contents) "")
+        ];
+    in
+    [
+      (eq "${s}packages" (sorted (attrNames p)) [
+        "default"
+        "image"
+        "image-amd64"
+        "image-arm64"
+        "image-debug"
+        "lookout"
+        "lookout-amd64"
+        "lookout-arm64"
+      ])
+      (eq "${s}lookout and default are the ${host} binary"
+        [ p.lookout.outPath p.default.outPath ]
+        [
+          p."lookout-${host}".outPath
+          p."lookout-${host}".outPath
+        ]
+      )
+      (eq "${s}image is the ${host} image" p.image.outPath p."image-${host}".outPath)
+      (test "${s}the two targets and the native checks have three distinct dependency builds" (
+        length (
+          attrNames (
+            lib.genAttrs [
+              p.lookout-amd64.args.cargoArtifacts.id
+              p.lookout-arm64.args.cargoArtifacts.id
+              checks.clippy.args.cargoArtifacts.id
+            ] (x: x)
+          )
+        ) == 3
+      ) "")
+      (eq "${s}image-debug adds a static busybox to the ${host} image" (map (
+        c: c.name
+      ) p.image-debug.image.contents) (map (c: c.name) p."image-${host}".image.contents ++ [ "busybox" ]))
+      (eq "${s}image-debug's busybox is static" (builtins.elemAt p.image-debug.image.contents 3).isStatic
+        true
+      )
+      (eq "${s}image-debug is named lookout-debug" p.image-debug.imageName "lookout-debug")
+      (eq "${s}apps" (sorted (attrNames outputs.apps.${system})) [
+        "default"
+        "push"
+      ])
+      (eq "${s}apps.default runs the ${host} binary" outputs.apps.${system}.default.program
+        "${p."lookout-${host}"}/bin/lookout"
+      )
+      (test "${s}apps.push runs lookout-push" (
+        match "/nix/store/.*-lookout-push/bin/lookout-push" outputs.apps.${system}.push.program != null
+        && all (a: a.type == "app" && a.meta ? description) (builtins.attrValues outputs.apps.${system})
+      ) outputs.apps.${system}.push.program)
+      (eq "${s}checks" (sorted (attrNames checks)) [
+        "cargo-deny"
+        "clippy"
+        "closure"
+        "e2e"
+        "nextest"
+        "nix-deadnix"
+        "nix-fmt"
+        "rustfmt"
+        "toml-fmt"
+      ])
+      (test "${s}every check is a derivation (nix flake check rejects anything else)" (all (
+        c: c.type or null == "derivation"
+      ) (builtins.attrValues checks)) "")
+      (eq "${s}clippy denies warnings on all targets" checks.clippy.args.cargoClippyExtraArgs
+        "--all-targets -- --deny warnings"
+      )
+      (test "${s}clippy and nextest share one native dependency build" (
+        checks.clippy.args.cargoArtifacts.id == checks.nextest.args.cargoArtifacts.id
+        && checks.clippy.args.cargoArtifacts.target == systemTriple
+        && !(checks.clippy.args.cargoArtifacts.args ? CARGO_BUILD_TARGET)
+      ) checks.clippy.args.cargoArtifacts.target)
+      (eq "${s}nextest runs natively" checks.nextest.target systemTriple)
+      (test "${s}e2e boots the ${host} static binary and curls it" (
+        match ".*${p."lookout-${host}"}/bin/lookout.*" checks.e2e.buildCommand != null
+        && elem "curl" (map (x: x.name) checks.e2e.env.nativeBuildInputs)
+      ) checks.e2e.buildCommand)
+      (test "${s}formatter is nixfmt (nixfmt-tree)" (outputs.formatter.${system}.name == "treefmt") "")
+      (test "${s}devShell: the toolchain with rust-analyzer and rust-src, and the tools" (
+        let
+          packages = outputs.devShells.${system}.default.args.packages;
+          names = map (x: x.name) packages;
+          toolchain = builtins.head packages;
+        in
+        all (n: elem n names) [
+          "cargo-nextest"
+          "skopeo"
+          "kubectl"
+          "kustomize"
+          "jq"
+        ]
+        && elem "stable.${systemTriple}.rust-analyzer-preview" toolchain.components
+        && elem "stable.${systemTriple}.rust-src" toolchain.components
+        && elem "stable.aarch64-unknown-linux-musl.rust-std" toolchain.components
+      ) "")
+    ]
+    ++ concatLists (
+      map packageTests [
+        "amd64"
+        "arm64"
+      ]
+    )
+    ++ concatLists (
+      map imageTests [
+        "amd64"
+        "arm64"
+      ]
+    );
+
+  pushTests =
+    system:
+    let
+      p = outputs.packages.${system};
+      # The push app's derivation, called as the flake calls it.
+      pushDrv = nixpkgs.legacyPackages.${system}.callPackage (root + "/nix/push.nix") {
+        images = {
+          amd64 = p.image-amd64;
+          arm64 = p.image-arm64;
+        };
+        inherit version;
+      };
+      s = "${system}: ";
+    in
+    [
+      (eq "${s}push wraps nix/push.sh" pushDrv.args.text (readFile (root + "/nix/push.sh")))
+      (eq "${s}push gets both images" pushDrv.args.runtimeEnv {
+        LOOKOUT_IMAGE_AMD64 = "${p.image-amd64}";
+        LOOKOUT_IMAGE_ARM64 = "${p.image-arm64}";
+        LOOKOUT_DEFAULT_TAG = version;
+      })
+      (eq "${s}push's runtime inputs" (sorted (map (x: x.name) pushDrv.args.runtimeInputs)) [
+        "coreutils"
+        "gawk"
+        "gnugrep"
+        "gzip"
+        "jq"
+        "skopeo"
+      ])
+    ];
+
+  sourceTests =
+    let
+      sources = import (root + "/nix/source.nix") {
+        inherit lib;
+        craneLib = crane.mkLib nixpkgs.legacyPackages.x86_64-linux;
+        inherit root;
+      };
+      cargo = sources.cargo.files;
+      some = prefix: filter (f: lib.hasPrefix prefix f) cargo;
+    in
+    [
+      (test "the cargo source has the manifests, sources and compiled-in files" (all (f: elem f cargo) [
+        "Cargo.toml"
+        "Cargo.lock"
+        "src/main.rs"
+        "src/lib.rs"
+        "src/default-modules.yml"
+        "deny.toml"
+      ]) (toJSON cargo))
+      (test "the cargo source leaves out README, k8s/, Nix, CI and test scripts" (all
+        (prefix: some prefix == [ ])
+        [
+          "README"
+          "k8s/"
+          "nix/"
+          "flake."
+          ".github/"
+          ".ci/"
+          ".cargo/"
+          "tests/push/"
+          "tests/nix/"
+          "tests/k8s/"
+        ]
+      ) (toJSON cargo))
+      (test "the TOML source is TOML only" (all (f: match ".*\\.toml" f != null) sources.toml.files) (
+        toJSON sources.toml.files
+      ))
+      (test "the Nix source is Nix only and has flake.nix and nix/" (
+        all (f: match ".*\\.nix" f != null) sources.nix.files
+        && elem "flake.nix" sources.nix.files
+        && elem "nix/package.nix" sources.nix.files
+      ) (toJSON sources.nix.files))
+    ];
+in
+concatLists (
+  map forSystem [
+    "x86_64-linux"
+    "aarch64-linux"
+  ]
+)
+++ concatLists (
+  map pushTests [
+    "x86_64-linux"
+    "aarch64-linux"
+  ]
+)
+++ sourceTests
+++ [
+  (eq "a dirty tree labels and builds revision \"dirty\""
+    [
+      dirtyOutputs.packages.x86_64-linux.image-amd64.image.config.Labels."org.opencontainers.image.revision"
+      dirtyOutputs.packages.x86_64-linux.lookout-arm64.args.LOOKOUT_GIT_REVISION
+    ]
+    [
+      "dirty"
+      "dirty"
+    ]
+  )
+]
