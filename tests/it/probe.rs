@@ -421,3 +421,83 @@ fn lookout_probe_prints_metrics_and_exits_0_or_1() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown module \"nope\""));
 }
+
+#[test]
+fn module_options_reach_the_wire() {
+    let app = app();
+    let (http, w) = (world().http, world());
+    let success =
+        |module: &str, target: String| value(&probe(&app, module, &target), "probe_success");
+    // Credentials and headers as the target checks them (401 without).
+    assert_eq!(
+        success("http_basic_auth", format!("http://{http}/basic-auth")),
+        Some(1.0)
+    );
+    assert_eq!(
+        success("http_2xx", format!("http://{http}/basic-auth")),
+        Some(0.0)
+    );
+    assert_eq!(
+        success("http_bearer", format!("http://{http}/bearer")),
+        Some(1.0)
+    );
+    assert_eq!(
+        success("http_headers", format!("http://{http}/needs-header")),
+        Some(1.0)
+    );
+    // server_name makes an IP target verify against the certificate's DNS name.
+    assert_eq!(
+        success(
+            "http_server_name",
+            format!("https://127.0.0.1:{}/", w.valid.port())
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        success("http_ca", format!("https://127.0.0.1:{}/", w.valid.port())),
+        Some(0.0)
+    );
+    // A client certificate for a server that demands one.
+    assert_eq!(
+        success(
+            "http_client_cert",
+            format!("https://localhost:{}/", w.mutual.port())
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        success("http_ca", format!("https://localhost:{}/", w.mutual.port())),
+        Some(0.0)
+    );
+    // ip4 without fallback cannot reach an IPv6 literal.
+    assert_eq!(
+        success("http_ip4_only", format!("http://[::1]:{}/", http.port())),
+        Some(0.0)
+    );
+    assert_eq!(success("tcp_from_loopback", http.to_string()), Some(1.0));
+
+    let m = probe(&app, "http_body_limit", &format!("http://{http}/big"));
+    assert_eq!(value(&m, "probe_success"), Some(0.0));
+    assert_eq!(
+        value(&m, "probe_http_uncompressed_body_length"),
+        Some(1024.0)
+    );
+    assert_eq!(value(&m, "probe_http_content_length"), Some(5000.0));
+    let m = probe(&app, "http_not_plain_text", &format!("http://{http}/ok"));
+    assert_eq!(
+        (
+            value(&m, "probe_success"),
+            value(&m, "probe_failed_due_to_regex")
+        ),
+        (Some(0.0), Some(1.0))
+    );
+    let m = probe(
+        &app,
+        "http_tls13",
+        &format!("https://localhost:{}/", w.valid.port()),
+    );
+    assert_eq!(
+        value(&m, "probe_tls_version_info{version=\"TLS 1.3\"}"),
+        Some(1.0)
+    );
+}

@@ -80,6 +80,26 @@ pub fn self_signed(name: &str) -> Leaf {
     }
 }
 
+/// TLS settings of a server that demands a client certificate from `pki`.
+pub fn server_tls_mutual(leaf: Leaf, pki: &Pki) -> Arc<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(leaf.chain, leaf.key)
+        .unwrap();
+    Arc::new(config)
+}
+
 /// TLS settings of a test server; `versions` limits the protocol versions.
 pub fn server_tls(
     leaf: Leaf,
@@ -176,6 +196,7 @@ fn answer(io: &mut (impl Read + Write)) {
         return;
     }
     let mut body_length = 0;
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
@@ -183,9 +204,11 @@ fn answer(io: &mut (impl Read + Write)) {
             Ok(_) if line == "\r\n" => break,
             Ok(_) => {
                 if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        body_length = value.trim().parse().unwrap_or(0);
+                    let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                    if name == "content-length" {
+                        body_length = value.parse().unwrap_or(0);
                     }
+                    headers.push((name, value));
                 }
             }
         }
@@ -198,7 +221,7 @@ fn answer(io: &mut (impl Read + Write)) {
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
     let path = parts.next().unwrap_or_default().to_owned();
-    let response = route(&method, &path);
+    let response = route(&method, &path, &headers);
     let _ = io.write_all(response.as_bytes());
     let _ = io.flush();
 }
@@ -211,8 +234,29 @@ fn page(status: &str, extra: &str, body: &str) -> String {
     )
 }
 
-fn route(method: &str, path: &str) -> String {
+/// `prober:s3cret`, base64: what basic_auth must send (the password is
+/// configured with spaces around it, which both exporters trim).
+const BASIC_AUTH: &str = "Basic cHJvYmVyOnMzY3JldA==";
+
+fn route(method: &str, path: &str, headers: &[(String, String)]) -> String {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let allow = |ok: bool| {
+        if ok {
+            page("200 OK", "", "welcome\n")
+        } else {
+            page("401 Unauthorized", "", "who are you?\n")
+        }
+    };
     match path {
+        "/big" => page("200 OK", "", &"x".repeat(5000)),
+        "/basic-auth" => allow(header("authorization") == Some(BASIC_AUTH)),
+        "/bearer" => allow(header("authorization") == Some("Bearer t0ken")),
+        "/needs-header" => allow(header("x-probe") == Some("yes")),
         "/" | "/ok" => page("200 OK", "", "hello world\n"),
         "/healthy" => page("200 OK", "", "status: healthy\n"),
         "/notfound" => page("404 Not Found", "", "not here\n"),
@@ -241,6 +285,7 @@ pub struct World {
     pub unknown_ca: SocketAddr,
     pub self_signed: SocketAddr,
     pub h2: SocketAddr,
+    pub mutual: SocketAddr,
     pub closed: SocketAddr,
     pub modules: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -255,8 +300,20 @@ pub fn world() -> &'static World {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, pki.ca_pem()).unwrap();
+        // A client certificate for the mutual-TLS target.
+        let client_key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(vec!["prober.example".to_owned()]).unwrap();
+        client.distinguished_name.push(DnType::CommonName, "prober");
+        let client_cert = client.signed_by(&client_key, &pki.ca).unwrap();
+        let (cert_file, key_file) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+        std::fs::write(&cert_file, client_cert.pem()).unwrap();
+        std::fs::write(&key_file, client_key.serialize_pem()).unwrap();
         let modules = dir.path().join("blackbox.yml");
-        std::fs::write(&modules, MODULES.replace("{ca}", ca.to_str().unwrap())).unwrap();
+        let text = MODULES
+            .replace("{ca}", ca.to_str().unwrap())
+            .replace("{client_cert}", cert_file.to_str().unwrap())
+            .replace("{client_key}", key_file.to_str().unwrap());
+        std::fs::write(&modules, text).unwrap();
         World {
             http: serve(None),
             valid: serve(Some(server_tls(
@@ -277,6 +334,10 @@ pub fn world() -> &'static World {
             ))),
             self_signed: serve(Some(server_tls(self_signed("localhost"), both))),
             h2: serve_h2(pki.leaf(&["localhost"], (2020, 2030))),
+            mutual: serve(Some(server_tls_mutual(
+                pki.leaf(&["localhost"], (2020, 2030)),
+                &pki,
+            ))),
             closed: closed_port(),
             modules,
             _dir: dir,
@@ -348,8 +409,62 @@ const MODULES: &str = r#"modules:
   http_1s:
     prober: http
     timeout: 1s
+  http_body_limit:
+    prober: http
+    http:
+      body_size_limit: 1KB
+  http_not_plain_text:
+    prober: http
+    http:
+      fail_if_header_matches:
+        - header: Content-Type
+          regexp: "text/plain"
+  http_basic_auth:
+    prober: http
+    http:
+      basic_auth:
+        username: prober
+        password: " s3cret "
+  http_bearer:
+    prober: http
+    http:
+      bearer_token: t0ken
+  http_headers:
+    prober: http
+    http:
+      headers:
+        X-Probe: "yes"
+  http_server_name:
+    prober: http
+    http:
+      tls_config:
+        ca_file: {ca}
+        server_name: localhost
+  http_tls13:
+    prober: http
+    http:
+      tls_config:
+        ca_file: {ca}
+        min_version: TLS13
+  http_client_cert:
+    prober: http
+    http:
+      tls_config:
+        ca_file: {ca}
+        cert_file: {client_cert}
+        key_file: {client_key}
+  http_ip4_only:
+    prober: http
+    http:
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
   tcp_connect:
     prober: tcp
+  tcp_from_loopback:
+    prober: tcp
+    tcp:
+      preferred_ip_protocol: ip4
+      source_ip_address: 127.0.0.1
   tls_ca:
     prober: tcp
     tcp:
