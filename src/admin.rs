@@ -8,22 +8,20 @@
 use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
-    middleware,
     response::IntoResponse,
     routing::{get, post},
     Router,
 };
 
-use crate::{health::NotReady, middleware::observe, reload, state::AppState};
+use crate::{health::NotReady, reload, state::AppState};
 
-/// The admin routes, instrumented.
+/// The admin routes (`server::instrument` adds logging, metrics and auth).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/-/reload", post(reload))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 

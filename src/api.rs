@@ -7,7 +7,6 @@
 use axum::{
     extract::{Query, State},
     http::{header, HeaderMap, StatusCode},
-    middleware,
     response::{Html, IntoResponse, Response},
     routing::get,
     Router,
@@ -15,7 +14,6 @@ use axum::{
 
 use crate::{
     metrics::{ModuleLabels, ProbeLabels},
-    middleware::observe,
     prober::{self, report, ProbeOptions},
     state::AppState,
 };
@@ -23,13 +21,12 @@ use crate::{
 /// Prometheus announces its scrape timeout in this header.
 const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
 
-/// The probe API routes, instrumented.
+/// The probe API routes (`server::instrument` adds logging, metrics and auth).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/-/healthy", get(healthy))
         .route("/probe", get(probe))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -104,9 +101,21 @@ async fn probe(
     }
 
     let metrics = state.metrics();
+    let Some(_permit) = state.try_probe_permit() else {
+        metrics.probes_rejected.inc();
+        let body = format!(
+            "Too many concurrent probes (limit {}); retry later\n",
+            state.max_probes()
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    };
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
     let deadline = prober::timeout(scrape_timeout, &module.config);
-    let report = prober::run(module, target, deadline, ProbeOptions { hostname }).await;
+    let options = ProbeOptions {
+        hostname,
+        policy: state.policy(),
+    };
+    let report = prober::run(module, target, deadline, options).await;
     drop(in_flight);
     let module_labels = ModuleLabels {
         module: module.name.clone(),

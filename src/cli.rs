@@ -8,7 +8,9 @@ use clap::{error::ErrorKind, Parser, Subcommand};
 use crate::{
     config::ConfigSource,
     duration::PromDuration,
+    policy::{Rule, TargetPolicy},
     prober::DEFAULT_MODULE,
+    serve::Limits,
     server::{Settings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN},
     telemetry::LogFormat,
 };
@@ -25,6 +27,26 @@ pub const ENV_SHUTDOWN_DELAY: &str = "LOOKOUT_SHUTDOWN_DELAY";
 pub const ENV_DRAIN_TIMEOUT: &str = "LOOKOUT_DRAIN_TIMEOUT";
 /// Environment variable: `text` or `json` logs.
 pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
+/// Environment variable: connections open at once, per listener.
+pub const ENV_MAX_CONNECTIONS: &str = "LOOKOUT_MAX_CONNECTIONS";
+/// Environment variable: time allowed for a request's headers.
+pub const ENV_HEADER_READ_TIMEOUT: &str = "LOOKOUT_HEADER_READ_TIMEOUT";
+/// Environment variable: largest request head.
+pub const ENV_MAX_HEADER_BYTES: &str = "LOOKOUT_MAX_HEADER_BYTES";
+/// Environment variable: probes running at once.
+pub const ENV_MAX_CONCURRENT_PROBES: &str = "LOOKOUT_MAX_CONCURRENT_PROBES";
+/// Environment variable: targets that may be probed.
+pub const ENV_ALLOW_TARGETS: &str = "LOOKOUT_ALLOW_TARGETS";
+/// Environment variable: targets that may not be probed.
+pub const ENV_DENY_TARGETS: &str = "LOOKOUT_DENY_TARGETS";
+/// Environment variable: listener certificate.
+pub const ENV_TLS_CERT_FILE: &str = "LOOKOUT_TLS_CERT_FILE";
+/// Environment variable: listener key.
+pub const ENV_TLS_KEY_FILE: &str = "LOOKOUT_TLS_KEY_FILE";
+/// Environment variable: basic authentication users.
+pub const ENV_BASIC_AUTH_FILE: &str = "LOOKOUT_BASIC_AUTH_FILE";
+/// Environment variable: bearer token.
+pub const ENV_BEARER_TOKEN_FILE: &str = "LOOKOUT_BEARER_TOKEN_FILE";
 
 /// lookout: a Prometheus prober, compatible with blackbox_exporter.
 #[derive(Debug, Parser)]
@@ -63,6 +85,55 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Most connections open at once on each listener; more wait in the kernel's backlog.
+    #[arg(long, env = ENV_MAX_CONNECTIONS, default_value_t = 4096, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub max_connections: u32,
+
+    /// Time a client has to send its request headers (and finish a TLS handshake).
+    #[arg(long, env = ENV_HEADER_READ_TIMEOUT, default_value = "5s", value_name = "DURATION", help_heading = "Limits")]
+    pub header_read_timeout: PromDuration,
+
+    /// Largest request head in bytes (at least 8192).
+    #[arg(long, env = ENV_MAX_HEADER_BYTES, default_value_t = 16384, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(8192..), help_heading = "Limits")]
+    pub max_header_bytes: u32,
+
+    /// Most probes running at once; more are answered 503 and counted in lookout_probes_rejected_total.
+    #[arg(long, env = ENV_MAX_CONCURRENT_PROBES, default_value_t = 512, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub max_concurrent_probes: u32,
+
+    /// Only these targets may be probed: host names, *.domains, IPs or networks (comma-separated or repeated).
+    /// Checked against the resolved address of every connection, redirects included.
+    #[arg(long = "allow-target", env = ENV_ALLOW_TARGETS, value_delimiter = ',', value_name = "RULE",
+          help_heading = "Who may probe what")]
+    pub allow_targets: Vec<Rule>,
+
+    /// These targets may never be probed (wins over --allow-target). Cloud metadata addresses
+    /// (169.254.169.254, fd00:ec2::254) are denied unless an allowed network covers them.
+    #[arg(long = "deny-target", env = ENV_DENY_TARGETS, value_delimiter = ',', value_name = "RULE",
+          help_heading = "Who may probe what")]
+    pub deny_targets: Vec<Rule>,
+
+    /// Serve both listeners over TLS with this PEM certificate chain (re-read when it changes).
+    #[arg(long, env = ENV_TLS_CERT_FILE, value_name = "FILE", requires = "tls_key_file", help_heading = "Access control")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert-file.
+    #[arg(long, env = ENV_TLS_KEY_FILE, value_name = "FILE", requires = "tls_cert_file", help_heading = "Access control")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Require HTTP basic authentication; FILE holds user:password lines (re-read when it changes).
+    /// /healthz and /readyz stay open for the kubelet.
+    #[arg(long, env = ENV_BASIC_AUTH_FILE, value_name = "FILE", conflicts_with = "bearer_token_file",
+          help_heading = "Access control")]
+    pub basic_auth_file: Option<PathBuf>,
+
+    /// Require `Authorization: Bearer TOKEN`; FILE holds the token (re-read when it changes).
+    #[arg(long, env = ENV_BEARER_TOKEN_FILE, value_name = "FILE", help_heading = "Access control")]
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -104,7 +175,22 @@ impl Cli {
             admin_listen: self.admin_listen,
             shutdown_delay: self.shutdown_delay.into(),
             drain_timeout: self.drain_timeout.into(),
+            limits: Limits {
+                max_connections: self.max_connections as usize,
+                header_read_timeout: self.header_read_timeout.into(),
+                max_header_bytes: self.max_header_bytes as usize,
+            },
+            max_concurrent_probes: self.max_concurrent_probes as usize,
+            policy: self.policy(),
+            tls: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
+            basic_auth_file: self.basic_auth_file.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
         }
+    }
+
+    /// The allow and deny lists.
+    pub fn policy(&self) -> TargetPolicy {
+        TargetPolicy::new(self.allow_targets.clone(), self.deny_targets.clone())
     }
 }
 

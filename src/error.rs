@@ -29,6 +29,9 @@ pub enum Error {
         /// The configured names.
         known: String,
     },
+    /// A listener certificate or credential file could not be loaded.
+    #[error("{0}")]
+    Access(String),
     /// `RUST_LOG` does not parse.
     #[error("invalid RUST_LOG: {0}")]
     LogFilter(String),
@@ -56,6 +59,7 @@ impl Error {
             Self::Config(_)
             | Self::Module { .. }
             | Self::UnknownModule { .. }
+            | Self::Access(_)
             | Self::LogFilter(_) => 2,
             Self::Bind { .. } | Self::Signal(_) | Self::Task(_) => 1,
         }

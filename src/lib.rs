@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod duration;
@@ -15,14 +16,17 @@ mod error;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+pub mod policy;
 pub mod prober;
 pub mod process;
 pub mod reload;
+pub mod serve;
 pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod watched;
 
 pub use error::Error;
 
@@ -41,6 +45,7 @@ pub async fn probe_once(
     module: &str,
     target: &str,
     deadline: Option<std::time::Duration>,
+    policy: &policy::TargetPolicy,
 ) -> Result<prober::Report, Error> {
     let config = source.load()?;
     let prober = prober::Prober::build(&config)?;
@@ -52,5 +57,9 @@ pub async fn probe_once(
         });
     };
     let deadline = deadline.unwrap_or_else(|| prober::timeout(None, &prepared.config));
-    Ok(prober::run(prepared, target, deadline, prober::ProbeOptions::default()).await)
+    let options = prober::ProbeOptions {
+        hostname: None,
+        policy,
+    };
+    Ok(prober::run(prepared, target, deadline, options).await)
 }

@@ -78,6 +78,7 @@ fn probe(
         module,
         target,
         timeout,
+        &cli.policy(),
     ))?;
     runtime.shutdown_background();
     std::io::stdout()

@@ -5,20 +5,23 @@
 //! `/healthz` at once, while the warm-up builds the modules in the background
 //! and flips readiness when done.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{middleware, Router};
 use tokio::{
     net::TcpListener,
     signal::unix::{signal, SignalKind},
     sync::watch,
-    task::JoinHandle,
 };
 
 use crate::{
     admin, api,
+    auth::{self, Auth},
     config::{Config, ConfigSource},
+    middleware::observe,
+    policy::TargetPolicy,
     reload,
+    serve::{self, Limits, ListenerTls},
     shutdown::{self, Outcome, Signals, Timing},
     state::AppState,
     Error,
@@ -40,6 +43,54 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// Longest wait for in-flight requests once listeners close.
     pub drain_timeout: Duration,
+    /// Connection limits of both listeners.
+    pub limits: Limits,
+    /// Probes running at once.
+    pub max_concurrent_probes: usize,
+    /// Who may probe what.
+    pub policy: TargetPolicy,
+    /// Certificate and key files for TLS on both listeners.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Users for basic authentication.
+    pub basic_auth_file: Option<PathBuf>,
+    /// Token for bearer authentication.
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Defaults for the two addresses given: no TLS, no authentication, the
+    /// flags' default limits and policy.
+    pub fn new(listen: SocketAddr, admin_listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            admin_listen,
+            shutdown_delay: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(20),
+            limits: Limits {
+                max_connections: 4096,
+                header_read_timeout: Duration::from_secs(5),
+                max_header_bytes: 16384,
+            },
+            max_concurrent_probes: 512,
+            policy: TargetPolicy::default(),
+            tls: None,
+            basic_auth_file: None,
+            bearer_token_file: None,
+        }
+    }
+}
+
+/// Adds what every route of both listeners gets: authentication when
+/// configured, inside the per-request log and metrics (so 401s are counted).
+pub fn instrument(routes: Router, state: &AppState, auth: Option<&Arc<Auth>>) -> Router {
+    let routes = match auth {
+        Some(auth) => routes.layer(middleware::from_fn_with_state(
+            Arc::clone(auth),
+            auth::require,
+        )),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn_with_state(state.clone(), observe))
 }
 
 /// Runs the server until a shutdown completes. `config` is the already
@@ -54,14 +105,46 @@ pub async fn run(
     let mut signals = Signals::install()?;
     let mut hangups = signal(SignalKind::hangup()).map_err(Error::Signal)?;
 
-    let state = AppState::new(source);
+    // Certificate and credential files are input: unreadable ones stop us
+    // before anything is bound.
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(
+            Arc::new(ListenerTls::new(cert.clone(), key.clone()).map_err(Error::Access)?)
+                .server_config()
+                .map_err(Error::Access)?,
+        ),
+        None => None,
+    };
+    let auth = match (&settings.basic_auth_file, &settings.bearer_token_file) {
+        (Some(users), _) => Some(Arc::new(Auth::basic(users.clone()).map_err(Error::Access)?)),
+        (None, Some(token)) => Some(Arc::new(
+            Auth::bearer(token.clone()).map_err(Error::Access)?,
+        )),
+        (None, None) => None,
+    };
+
+    let state = AppState::new(
+        source,
+        settings.max_concurrent_probes,
+        settings.policy.clone(),
+    );
     let probe_listener = bind(settings.listen, "probe").await?;
     let admin_listener = bind(settings.admin_listen, "admin").await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let spawn = |listener, routes| {
+        let router = instrument(routes, &state, auth.as_ref());
+        tokio::spawn(serve::serve(
+            listener,
+            router,
+            settings.limits,
+            tls.clone(),
+            stop_rx.clone(),
+        ))
+    };
     let servers = vec![
-        spawn_server(probe_listener, api::router(state.clone()), stop_rx.clone()),
-        spawn_server(admin_listener, admin::router(state.clone()), stop_rx),
+        spawn(probe_listener, api::router(state.clone())),
+        spawn(admin_listener, admin::router(state.clone())),
     ];
 
     let warm_state = state.clone();
@@ -114,23 +197,4 @@ async fn bind(addr: SocketAddr, listener: &'static str) -> Result<TcpListener, E
         .map_err(|cause| Error::Bind { addr, cause })?;
     tracing::info!(listener, addr = %local, "listening");
     Ok(bound)
-}
-
-fn spawn_server(
-    listener: TcpListener,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let stopped = async move {
-            // An Err means the sender is gone, which also means: stop.
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "server failed");
-        }
-    })
 }

@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::{config::ConfigSource, health::Health, metrics::Metrics, prober::Prober};
+use tokio::sync::Semaphore;
+
+use crate::{
+    config::ConfigSource, health::Health, metrics::Metrics, policy::TargetPolicy, prober::Prober,
+};
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Debug, Clone)]
@@ -16,18 +20,41 @@ struct Shared {
     prober: RwLock<Option<Arc<Prober>>>,
     /// Serialises reloads so SIGHUP and POST /-/reload cannot interleave.
     reload: tokio::sync::Mutex<()>,
+    /// One permit per probe that may run at once.
+    probe_permits: Arc<Semaphore>,
+    max_probes: usize,
+    policy: TargetPolicy,
 }
 
 impl AppState {
-    /// State for a server that reads its modules from `source`.
-    pub fn new(source: ConfigSource) -> Self {
+    /// State for a server that reads its modules from `source`, runs at most
+    /// `max_probes` probes at once and applies `policy` to every target.
+    pub fn new(source: ConfigSource, max_probes: usize, policy: TargetPolicy) -> Self {
         Self(Arc::new(Shared {
             health: Health::default(),
             metrics: Metrics::new(),
             source,
             prober: RwLock::new(None),
             reload: tokio::sync::Mutex::new(()),
+            probe_permits: Arc::new(Semaphore::new(max_probes)),
+            max_probes,
+            policy,
         }))
+    }
+
+    /// A permit to run one probe, or `None` when the limit is reached.
+    pub fn try_probe_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.0.probe_permits).try_acquire_owned().ok()
+    }
+
+    /// The concurrent probe limit.
+    pub fn max_probes(&self) -> usize {
+        self.0.max_probes
+    }
+
+    /// Who may probe what.
+    pub fn policy(&self) -> &TargetPolicy {
+        &self.0.policy
     }
 
     /// Readiness and liveness.

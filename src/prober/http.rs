@@ -37,12 +37,19 @@ use super::{
     },
     resolve,
     tls_info::{self, TlsState},
-    PreparedModule,
+    PreparedModule, ProbeOptions,
 };
-use crate::config::{HeaderMatch, HttpProbe, HttpVersion};
+use crate::{
+    config::{HeaderMatch, HttpProbe, HttpVersion},
+    policy::TargetPolicy,
+};
 
 /// blackbox_exporter (Go's client) follows at most ten redirects.
 const MAX_REDIRECTS: u32 = 10;
+
+/// Body cap when a module sets no `body_size_limit` (blackbox_exporter reads
+/// without limit): an endless body must not become endless memory or time.
+pub(crate) const DEFAULT_BODY_LIMIT: u64 = 10 << 20;
 
 /// Sent unless the module sets its own User-Agent.
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
@@ -53,7 +60,7 @@ const PHASES: [&str; 4] = ["connect", "processing", "tls", "transfer"];
 pub(super) async fn probe(
     module: &PreparedModule,
     target: &str,
-    hostname: Option<&str>,
+    options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> bool {
     let config = &module.config.http;
@@ -69,7 +76,7 @@ pub(super) async fn probe(
     ] {
         report.set(gauge, 0.0);
     }
-    match run(module, config, target, hostname, report).await {
+    match run(module, config, target, options, report).await {
         Ok(success) => success,
         Err(reason) => {
             tracing::debug!(%reason, "probe failed");
@@ -105,7 +112,7 @@ async fn run(
     module: &PreparedModule,
     config: &HttpProbe,
     target: &str,
-    hostname: Option<&str>,
+    options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<bool, String> {
     // Without a scheme the target is plain http (case-sensitive, as in 0.23).
@@ -136,7 +143,7 @@ async fn run(
     };
     report.add_labeled(HTTP_DURATION, &["resolve"], lookup.as_secs_f64());
 
-    let host_override = hostname.map(str::to_owned).or_else(|| {
+    let host_override = options.hostname.map(str::to_owned).or_else(|| {
         config
             .headers
             .iter()
@@ -161,7 +168,7 @@ async fn run(
 
     let mut redirects = 0;
     let (exchange, refused) = loop {
-        let exchange = round_trip(module, config, &hop, report).await?;
+        let exchange = round_trip(module, config, &hop, options.policy, report).await?;
         let status = exchange.response.status().as_u16();
         let location = exchange
             .response
@@ -256,7 +263,11 @@ async fn finish(
             success = false;
         }
     } else {
-        let body = read_body(response.into_body(), config.body_size_limit.0, wants_body).await;
+        let limit = match config.body_size_limit.0 {
+            0 => DEFAULT_BODY_LIMIT,
+            limit => limit,
+        };
+        let body = read_body(response.into_body(), limit, wants_body).await;
         report.set(HTTP_BODY_LENGTH, body.read as f64);
         if success && wants_body {
             let body_ok = body.error.is_none() && check_body(config, &body.kept);
@@ -304,6 +315,7 @@ async fn round_trip(
     module: &PreparedModule,
     config: &HttpProbe,
     hop: &Hop,
+    policy: &TargetPolicy,
     report: &mut Report,
 ) -> Result<Exchange, String> {
     for phase in PHASES {
@@ -312,6 +324,9 @@ async fn round_trip(
     let https = hop.url.scheme_str() == Some("https");
     let port = hop.url.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addr = SocketAddr::new(hop.ip, port);
+    // After resolution and on every hop: a name or a redirect cannot reach a
+    // denied address.
+    policy.check(&url_host(&hop.url).unwrap_or_default(), hop.ip)?;
 
     let start = Instant::now();
     let tcp = TcpStream::connect(addr)

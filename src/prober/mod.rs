@@ -22,6 +22,7 @@ use tracing::Instrument as _;
 pub use self::report::Report;
 use crate::{
     config::{Config, Module, ProberKind},
+    policy::TargetPolicy,
     tls::{self, ClientTls},
     Error,
 };
@@ -114,10 +115,12 @@ pub fn timeout(scrape_timeout: Option<f64>, module: &Module) -> Duration {
 }
 
 /// Options of one probe beyond module and target.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ProbeOptions<'a> {
     /// The `hostname` parameter: the Host header (http only).
     pub hostname: Option<&'a str>,
+    /// Checked before every connection the probe makes.
+    pub policy: &'a TargetPolicy,
 }
 
 /// Runs one probe against `target` within `deadline`.
@@ -132,8 +135,8 @@ pub async fn run(
     let start = Instant::now();
     let probing = async {
         match module.config.prober {
-            ProberKind::Http => http::probe(module, target, options.hostname, &mut report).await,
-            ProberKind::Tcp => tcp::probe(module, target, &mut report).await,
+            ProberKind::Http => http::probe(module, target, options, &mut report).await,
+            ProberKind::Tcp => tcp::probe(module, target, options.policy, &mut report).await,
         }
     };
     let success = match tokio::time::timeout(deadline, probing.instrument(span.clone())).await {

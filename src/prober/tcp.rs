@@ -14,12 +14,18 @@ use super::{
     tls_info::{self, TlsState},
     PreparedModule,
 };
+use crate::policy::TargetPolicy;
 
 /// Runs a tcp probe; false on failure, with the reason in a debug log.
-pub(super) async fn probe(module: &PreparedModule, target: &str, report: &mut Report) -> bool {
+pub(super) async fn probe(
+    module: &PreparedModule,
+    target: &str,
+    policy: &TargetPolicy,
+    report: &mut Report,
+) -> bool {
     // blackbox_exporter 0.23 registers this before dialing.
     report.set(FAILED_DUE_TO_REGEX, 0.0);
-    match run(module, target, report).await {
+    match run(module, target, policy, report).await {
         Ok(()) => true,
         Err(reason) => {
             tracing::debug!(%reason, "probe failed");
@@ -28,7 +34,12 @@ pub(super) async fn probe(module: &PreparedModule, target: &str, report: &mut Re
     }
 }
 
-async fn run(module: &PreparedModule, target: &str, report: &mut Report) -> Result<(), String> {
+async fn run(
+    module: &PreparedModule,
+    target: &str,
+    policy: &TargetPolicy,
+    report: &mut Report,
+) -> Result<(), String> {
     let config = &module.config.tcp;
     let (host, port) =
         split_host_port(target).ok_or_else(|| format!("target {target:?} is not host:port"))?;
@@ -40,6 +51,7 @@ async fn run(module: &PreparedModule, target: &str, report: &mut Report) -> Resu
     )
     .await?;
     let addr = SocketAddr::new(ip, port);
+    policy.check(host, ip)?;
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
