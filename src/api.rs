@@ -4,8 +4,10 @@
 //! - `GET /-/healthy`: 200, as blackbox_exporter answers it.
 //! - `GET /`: a short page naming the endpoints.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::{Query, State},
+    extract::{RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -14,7 +16,7 @@ use axum::{
 
 use crate::{
     metrics::{ModuleLabels, ProbeLabels},
-    prober::{self, report, ProbeOptions},
+    prober::{self, report, PreparedModule, ProbeOptions, Prober},
     state::AppState,
 };
 
@@ -30,22 +32,116 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `/probe`: checks in blackbox_exporter's order (module, timeout header,
-/// target), then one probe. A failed probe is still a 200: its metrics say
-/// what failed.
+/// A `/probe` request that passed blackbox_exporter's checks.
+#[derive(Debug)]
+pub struct ProbeRequest {
+    /// The module to probe with.
+    pub module: Arc<PreparedModule>,
+    /// What to probe.
+    pub target: String,
+    /// The `hostname` parameter (the Host header for http probes).
+    pub hostname: Option<String>,
+    /// Prometheus' scrape timeout, when it sent one.
+    pub scrape_timeout: Option<f64>,
+}
+
+/// Why a `/probe` request was refused, with blackbox_exporter's status and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400 or 500.
+    pub status: StatusCode,
+    /// The body, ending in a newline.
+    pub body: String,
+    /// The module was unknown (counted in `blackbox_module_unknown_total`).
+    pub unknown_module: bool,
+}
+
+impl ProbeRequest {
+    /// Checks a raw query string and scrape-timeout header in
+    /// blackbox_exporter's order: module, timeout header, target, hostname.
+    /// Pure, so it can be fuzzed: any input gives a request or a refusal.
+    pub fn parse(
+        query: &str,
+        scrape_timeout: Option<&[u8]>,
+        prober: &Prober,
+    ) -> Result<Self, Refusal> {
+        let refuse = |status, body: String| Refusal {
+            status,
+            body,
+            unknown_module: false,
+        };
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        // The first non-empty value wins, as with Go's url.Values.Get.
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        let module_name = param("module").unwrap_or(prober::DEFAULT_MODULE);
+        let Some(module) = prober.module(module_name) else {
+            return Err(Refusal {
+                unknown_module: true,
+                ..refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("Unknown module {module_name:?}\n"),
+                )
+            });
+        };
+        let scrape_timeout =
+            match scrape_timeout.map(|v| std::str::from_utf8(v).map(str::parse::<f64>)) {
+                None => None,
+                Some(Ok(Ok(seconds))) => Some(seconds),
+                Some(_) => {
+                    return Err(refuse(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Failed to parse timeout from Prometheus header\n".into(),
+                    ))
+                }
+            };
+        let Some(target) = param("target") else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "Target parameter is missing\n".into(),
+            ));
+        };
+        let hostname = param("hostname");
+        let configured_host = module
+            .config
+            .http
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.as_str());
+        if let (Some(hostname), Some(configured)) = (hostname, configured_host) {
+            if hostname != configured {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "host header defined both in module configuration ({configured}) and with URL-parameter 'hostname' ({hostname})\n"
+                    ),
+                ));
+            }
+        }
+        Ok(Self {
+            module: Arc::clone(module),
+            target: target.to_owned(),
+            hostname: hostname.map(str::to_owned),
+            scrape_timeout,
+        })
+    }
+}
+
+/// `/probe`: blackbox_exporter's checks, the concurrency limit, then one
+/// probe. A failed probe is still a 200: its metrics say what failed.
 async fn probe(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    // The first value wins, as with Go's url.Values.Get.
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
     let Some(prober) = state.prober() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -53,53 +149,21 @@ async fn probe(
         )
             .into_response();
     };
-    let module_name = param("module").unwrap_or(prober::DEFAULT_MODULE);
-    let Some(module) = prober.module(module_name) else {
-        state.metrics().module_unknown.inc();
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("Unknown module {module_name:?}\n"),
-        )
-            .into_response();
-    };
-    let scrape_timeout = match headers
-        .get(SCRAPE_TIMEOUT_HEADER)
-        .map(|v| v.to_str().map(str::parse::<f64>))
-    {
-        None => None,
-        Some(Ok(Ok(seconds))) => Some(seconds),
-        Some(_) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Failed to parse timeout from Prometheus header\n",
-            )
-                .into_response()
-        }
-    };
-    let Some(target) = param("target") else {
-        return (StatusCode::BAD_REQUEST, "Target parameter is missing\n").into_response();
-    };
-    let hostname = param("hostname");
-    if let (Some(hostname), Some((_, configured))) = (
-        hostname,
-        module
-            .config
-            .http
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("host")),
+    let timeout_header = headers.get(SCRAPE_TIMEOUT_HEADER).map(|v| v.as_bytes());
+    let request = match ProbeRequest::parse(
+        query.as_deref().unwrap_or_default(),
+        timeout_header,
+        &prober,
     ) {
-        if hostname != configured {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "host header defined both in module configuration ({configured}) and with URL-parameter 'hostname' ({hostname})\n"
-                ),
-            )
-                .into_response();
+        Ok(request) => request,
+        Err(refusal) => {
+            if refusal.unknown_module {
+                state.metrics().module_unknown.inc();
+            }
+            return (refusal.status, refusal.body).into_response();
         }
-    }
-
+    };
+    let module = &request.module;
     let metrics = state.metrics();
     let Some(_permit) = state.try_probe_permit() else {
         metrics.probes_rejected.inc();
@@ -110,12 +174,12 @@ async fn probe(
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     };
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
-    let deadline = prober::timeout(scrape_timeout, &module.config);
+    let deadline = prober::timeout(request.scrape_timeout, &module.config);
     let options = ProbeOptions {
-        hostname,
+        hostname: request.hostname.as_deref(),
         policy: state.policy(),
     };
-    let report = prober::run(module, target, deadline, options).await;
+    let report = prober::run(module, &request.target, deadline, options).await;
     drop(in_flight);
     let module_labels = ModuleLabels {
         module: module.name.clone(),
@@ -176,4 +240,61 @@ async fn index() -> Html<&'static str> {
         "</ul>\n<p>Admin listener: /healthz, /readyz, /metrics, POST /-/reload.</p>\n",
         "</body></html>\n"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn prober() -> Prober {
+        Prober::build(&Config::embedded_default().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn checks_run_in_blackbox_exporters_order() {
+        let prober = prober();
+        let refused = |query: &str, header: Option<&[u8]>| {
+            ProbeRequest::parse(query, header, &prober).unwrap_err()
+        };
+        assert_eq!(
+            refused("module=nope", Some(b"x")).body,
+            "Unknown module \"nope\"\n"
+        );
+        assert!(refused("module=nope", None).unknown_module);
+        assert_eq!(
+            refused("module=http_2xx", Some(b"ten")).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            refused("module=http_2xx", None).body,
+            "Target parameter is missing\n"
+        );
+        assert_eq!(
+            refused("target=", None).body,
+            "Target parameter is missing\n"
+        );
+    }
+
+    #[test]
+    fn parameters_decode_and_the_first_value_wins() {
+        let prober = prober();
+        let request = ProbeRequest::parse(
+            "target=https%3A%2F%2Fexample.org%2Fa%3Fb%3Dc&target=second&module=tcp_connect&hostname=h+1",
+            Some(b"9.5"),
+            &prober,
+        )
+        .unwrap();
+        assert_eq!(request.target, "https://example.org/a?b=c");
+        assert_eq!(request.module.name, "tcp_connect");
+        assert_eq!(request.hostname.as_deref(), Some("h 1"));
+        assert_eq!(request.scrape_timeout, Some(9.5));
+        assert_eq!(
+            ProbeRequest::parse("target=x", None, &prober)
+                .unwrap()
+                .module
+                .name,
+            "http_2xx"
+        );
+    }
 }
