@@ -212,13 +212,23 @@ pub fn rejected(error: &clap::Error) -> Rejected {
             Rejected::Informational(error.render().to_string())
         }
         _ => {
+            // clap's first paragraph names the problem (and, for missing
+            // arguments, lists them on the lines below); tips and usage follow.
             let rendered = error.render().to_string();
-            let first = rendered
+            let paragraph: Vec<&str> = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            Rejected::Usage(format!("{first} (see lookout --help)"))
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = paragraph.join(" ");
+            let message = message.trim_start_matches("error: ");
+            let message = if message.is_empty() {
+                "invalid arguments"
+            } else {
+                message
+            };
+            Rejected::Usage(format!("{message} (see lookout --help)"))
         }
     }
 }

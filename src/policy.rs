@@ -102,8 +102,15 @@ impl TargetPolicy {
     }
 
     /// Whether a connection to `ip`, reached through the name `host` (an IP
-    /// literal's text for literals), is allowed; `Err` says which rule said no.
+    /// literal's text for literals), is allowed; `Err` says which rule said
+    /// no, and is logged at warn: someone asked for what the operator forbade.
     pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), String> {
+        self.verdict(host, ip).inspect_err(|reason| {
+            tracing::warn!(%reason, "probe refused by the target policy");
+        })
+    }
+
+    fn verdict(&self, host: &str, ip: IpAddr) -> Result<(), String> {
         if let Some(rule) = self.deny.iter().find(|r| r.matches(host, ip)) {
             return Err(format!("{host} ({ip}) is denied by {rule}"));
         }

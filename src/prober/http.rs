@@ -116,8 +116,12 @@ async fn run(
     report: &mut Report,
 ) -> Result<bool, String> {
     // Without a scheme the target is plain http (case-sensitive, as in 0.23).
+    // Another scheme is refused before any lookup: blackbox_exporter would
+    // prepend http:// and resolve the scheme's name as a host.
     let target: Cow<'_, str> = if target.starts_with("http://") || target.starts_with("https://") {
         target.into()
+    } else if let Some((scheme, _)) = target.split_once("://") {
+        return Err(format!("unsupported scheme {scheme:?}: http and https are"));
     } else {
         format!("http://{target}").into()
     };
@@ -180,15 +184,16 @@ async fn run(
         else {
             break (exchange, false);
         };
-        // Counted like Go's `len(via)`: a refused redirect counts too.
+        // Counted like Go's `len(via)`: a refused redirect counts too, and the
+        // count stands even if a later hop fails.
         redirects += 1;
+        report.set(HTTP_REDIRECTS, f64::from(redirects));
         if !config.follows_redirects() || redirects > MAX_REDIRECTS {
             break (exchange, true);
         }
         hop = next_hop(hop, &location, status, &host, report).await?;
     };
 
-    report.set(HTTP_REDIRECTS, f64::from(redirects));
     finish(module, config, exchange, refused, report).await
 }
 

@@ -161,3 +161,42 @@ fn help_and_version_exit_0() {
         format!("lookout {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn bad_access_and_policy_settings_exit_2_naming_them() {
+    assert_rejected(
+        &run(&["--allow-target", "exa mple.com"], &[]),
+        &["\"exa mple.com\"", "neither a network"],
+    );
+    assert_rejected(
+        &run(&[], &[("LOOKOUT_DENY_TARGETS", "10.0.0.0/8,10.0.0.0/99")]),
+        &["10.0.0.0/99"],
+    );
+    assert_rejected(
+        &run(
+            &[
+                "--tls-cert-file",
+                "/nonexistent/tls.crt",
+                "--tls-key-file",
+                "/nonexistent/tls.key",
+            ],
+            &[],
+        ),
+        &["/nonexistent/tls.crt"],
+    );
+    assert_rejected(
+        &run(&["--tls-key-file", "/nonexistent/tls.key"], &[]),
+        &["--tls-cert-file"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    write(&users, "# nobody yet\n");
+    assert_rejected(
+        &run(&["--basic-auth-file", users.to_str().unwrap()], &[]),
+        &["no users"],
+    );
+    assert_rejected(
+        &run(&["--max-header-bytes", "100"], &[]),
+        &["--max-header-bytes"],
+    );
+}

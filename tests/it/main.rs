@@ -8,6 +8,7 @@
 
 mod cli;
 mod differential;
+mod hardening;
 mod lifecycle;
 mod observability;
 mod probe;

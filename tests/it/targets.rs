@@ -22,7 +22,7 @@ pub const LAST_MODIFIED_UNIX: f64 = 1_445_412_480.0;
 
 /// A test certificate authority.
 pub struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+    pub ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A server certificate and its key.
@@ -132,7 +132,14 @@ pub fn serve(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
                         };
                         answer(&mut StreamOwned::new(connection, stream));
                     }
-                    None => answer(&mut { stream }),
+                    None => {
+                        let mut stream = stream;
+                        if answer(&mut stream) == Ending::Reset {
+                            // SO_LINGER 0: close() sends RST instead of FIN.
+                            let _ =
+                                socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        }
+                    }
                 }
             });
         }
@@ -189,18 +196,25 @@ pub fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-fn answer(io: &mut (impl Read + Write)) {
+/// How a connection ends after the answer.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    Close,
+    Reset,
+}
+
+fn answer(io: &mut (impl Read + Write)) -> Ending {
     let mut reader = BufReader::new(&mut *io);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
-        return;
+        return Ending::Close;
     }
     let mut body_length = 0;
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return Ending::Close,
             Ok(_) if line == "\r\n" => break,
             Ok(_) => {
                 if let Some((name, value)) = line.split_once(':') {
@@ -216,14 +230,94 @@ fn answer(io: &mut (impl Read + Write)) {
     // Read the request body, so closing does not reset the connection.
     let mut body = vec![0; body_length];
     if reader.read_exact(&mut body).is_err() {
-        return;
+        return Ending::Close;
     }
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
     let path = parts.next().unwrap_or_default().to_owned();
+    if let Some(ending) = misbehave(io, &path, &headers) {
+        return ending;
+    }
     let response = route(&method, &path, &headers);
     let _ = io.write_all(response.as_bytes());
     let _ = io.flush();
+    Ending::Close
+}
+
+/// Hostile behaviours, for the reliability tests; `None` for ordinary paths.
+fn misbehave(io: &mut impl Write, path: &str, headers: &[(String, String)]) -> Option<Ending> {
+    // Write errors mean the prober gave up: exactly what these paths provoke.
+    let trickle = |io: &mut dyn Write, head: &str, byte: &[u8]| {
+        if io
+            .write_all(head.as_bytes())
+            .and_then(|()| io.flush())
+            .is_err()
+        {
+            return;
+        }
+        for _ in 0..40 {
+            thread::sleep(Duration::from_millis(250));
+            if io.write_all(byte).and_then(|()| io.flush()).is_err() {
+                return;
+            }
+        }
+    };
+    match path {
+        "/reset-mid-headers" => {
+            let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Ty");
+            let _ = io.flush();
+            Some(Ending::Reset)
+        }
+        "/slow-headers" => {
+            trickle(io, "HTTP/1.1 200 OK\r\nX-Slow: ", b"a");
+            Some(Ending::Close)
+        }
+        "/slow-body" => {
+            trickle(io, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"a");
+            Some(Ending::Close)
+        }
+        "/endless" => {
+            let chunk = vec![b'x'; 64 * 1024];
+            if io
+                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                .is_ok()
+            {
+                while io.write_all(&chunk).is_ok() {}
+            }
+            Some(Ending::Close)
+        }
+        "/garbage" => {
+            let _ = io.write_all(b"HTTP/1.1 200 OK\r\n\x00\x01\x02 garbage \xff\r\n\r\nhello");
+            Some(Ending::Close)
+        }
+        "/huge-headers" => {
+            let huge = format!(
+                "HTTP/1.1 200 OK\r\nX-Huge: {}\r\nContent-Length: 0\r\n\r\n",
+                "a".repeat(1 << 20)
+            );
+            let _ = io.write_all(huge.as_bytes());
+            Some(Ending::Close)
+        }
+        "/to-denied" => {
+            // Same port, another loopback address: the target policy denies 127.0.0.2.
+            let port = headers
+                .iter()
+                .find(|(n, _)| n == "host")
+                .and_then(|(_, v)| v.rsplit_once(':'))
+                .map_or("80", |(_, p)| p)
+                .to_owned();
+            let _ = io.write_all(
+                page(
+                    "302 Found",
+                    &format!("Location: http://127.0.0.2:{port}/ok\r\n"),
+                    "",
+                )
+                .as_bytes(),
+            );
+            Some(Ending::Close)
+        }
+        _ => None,
+    }
 }
 
 fn page(status: &str, extra: &str, body: &str) -> String {
@@ -254,6 +348,7 @@ fn route(method: &str, path: &str, headers: &[(String, String)]) -> String {
     };
     match path {
         "/big" => page("200 OK", "", &"x".repeat(5000)),
+        "/loop" => page("302 Found", "Location: /loop\r\n", ""),
         "/basic-auth" => allow(header("authorization") == Some(BASIC_AUTH)),
         "/bearer" => allow(header("authorization") == Some("Bearer t0ken")),
         "/needs-header" => allow(header("x-probe") == Some("yes")),
@@ -263,7 +358,7 @@ fn route(method: &str, path: &str, headers: &[(String, String)]) -> String {
         "/method" => page("200 OK", "", &format!("{method}\n")),
         "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n3\r\n!!\n\r\n0\r\n\r\n"
             .to_owned(),
-        "/slow" => {
+        "/slow" | "/slower" => {
             thread::sleep(Duration::from_secs(3));
             page("200 OK", "", "finally\n")
         }
@@ -286,6 +381,7 @@ pub struct World {
     pub self_signed: SocketAddr,
     pub h2: SocketAddr,
     pub mutual: SocketAddr,
+    pub not_yet_valid: SocketAddr,
     pub closed: SocketAddr,
     pub modules: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -337,6 +433,10 @@ pub fn world() -> &'static World {
             mutual: serve(Some(server_tls_mutual(
                 pki.leaf(&["localhost"], (2020, 2030)),
                 &pki,
+            ))),
+            not_yet_valid: serve(Some(server_tls(
+                pki.leaf(&["localhost"], (2090, 2099)),
+                both,
             ))),
             closed: closed_port(),
             modules,
