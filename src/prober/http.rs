@@ -272,8 +272,7 @@ async fn finish(
             0 => DEFAULT_BODY_LIMIT,
             limit => limit,
         };
-        let body = read_body(response.into_body(), limit, wants_body).await;
-        report.set(HTTP_BODY_LENGTH, body.read as f64);
+        let body = read_body(response.into_body(), limit, wants_body, report).await;
         if success && wants_body {
             let body_ok = body.error.is_none() && check_body(config, &body.kept);
             report.set(FAILED_DUE_TO_REGEX, if body_ok { 0.0 } else { 1.0 });
@@ -684,9 +683,10 @@ struct Body {
     error: Option<String>,
 }
 
-/// Reads the body to its end or to `limit` bytes (0: no limit); keeps the
-/// bytes only when a regexp needs them.
-async fn read_body(mut body: Incoming, limit: u64, keep: bool) -> Body {
+/// Reads the body to its end or to `limit` bytes; keeps the bytes only when a
+/// regexp needs them. The count is reported as it grows, so a body cut off by
+/// the deadline still shows what arrived, as with blackbox_exporter.
+async fn read_body(mut body: Incoming, limit: u64, keep: bool, report: &mut Report) -> Body {
     let mut out = Body {
         read: 0,
         kept: Vec::new(),
@@ -711,6 +711,7 @@ async fn read_body(mut body: Incoming, limit: u64, keep: bool) -> Body {
                 .min(data.len())
         };
         out.read += room as u64;
+        report.set(HTTP_BODY_LENGTH, out.read as f64);
         if keep {
             out.kept.extend_from_slice(&data[..room]);
         }

@@ -159,6 +159,17 @@ fn lookout_answers_as_blackbox_exporter_does() {
         ("http_ca", format!("https://localhost:{}/", w.mutual.port())),
         ("http_ip4_only", format!("http://{http}/ok")),
         ("http_ip4_only", format!("http://[::1]:{}/", http.port())),
+        // Hostile targets.
+        ("http_2xx", format!("http://{http}/loop")),
+        ("http_2xx", format!("http://{http}/reset-mid-headers")),
+        ("http_2xx", format!("http://{http}/garbage")),
+        ("http_1s", format!("http://{http}/slow-headers")),
+        ("http_1s", format!("http://{http}/slow-body")),
+        (
+            "http_ca",
+            format!("https://localhost:{}/", w.not_yet_valid.port()),
+        ),
+        ("http_2xx", "http://exa mple.com/".to_owned()),
         ("tcp_from_loopback", http.to_string()),
         ("tcp_connect", http.to_string()),
         ("tcp_connect", w.closed.to_string()),
