@@ -132,7 +132,7 @@ fn drain_under_load_loses_no_request() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     eprintln!(
         "drain under load: {ok} probes answered, {failed} failed during the shutdown delay; \
-         in-flight probe: {}; exit {status} after {:?}",
+         in-flight probe: {}; {status} after {:?}",
         slow.status,
         signalled.elapsed()
     );
