@@ -22,13 +22,11 @@ use http::{
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
     task::JoinHandle,
 };
-use tokio_rustls::TlsConnector;
 
 use super::{
     report::{
@@ -342,23 +340,9 @@ async fn round_trip(
 
     let (request_h2, tls, connection, sent) = if https {
         let start = Instant::now();
-        let name = ServerName::try_from(hop.server_name.clone())
-            .map_err(|e| format!("invalid TLS server name {:?}: {e}", hop.server_name))?;
-        let stream = TlsConnector::from(module.tls.config.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+        let (stream, state) = tls_info::connect(&module.tls, &hop.server_name, tcp, addr).await?;
         report.add_labeled(HTTP_DURATION, &["tls"], start.elapsed().as_secs_f64());
-        let (_, session) = stream.get_ref();
-        let state = TlsState {
-            peer_certificates: session
-                .peer_certificates()
-                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
-                .unwrap_or_default(),
-            version: session.protocol_version(),
-            verified: !module.tls.insecure,
-        };
-        let h2 = session.alpn_protocol() == Some(b"h2");
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let sent = Instant::now();
         let request = build_request(config, hop, h2).await?;
         let (response, connection) = send(stream, h2, request).await?;
@@ -398,9 +382,7 @@ where
             hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
                 .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-        let guard = AbortOnDrop(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
+        let guard = AbortOnDrop::spawn(connection);
         let response = sender
             .send_request(request)
             .await
@@ -410,9 +392,7 @@ where
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| format!("HTTP/1.1 handshake: {e}"))?;
-        let guard = AbortOnDrop(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
+        let guard = AbortOnDrop::spawn(connection);
         let response = sender
             .send_request(request)
             .await
@@ -725,6 +705,15 @@ async fn read_body(mut body: Incoming, limit: u64, keep: bool, report: &mut Repo
 
 /// Aborts the connection task when the probe is done with it.
 struct AbortOnDrop(JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Drives a hyper connection on its own task until dropped.
+    fn spawn(connection: impl std::future::Future + Send + 'static) -> Self {
+        Self(tokio::spawn(async move {
+            let _ = connection.await;
+        }))
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -4,15 +4,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_rustls::TlsConnector;
 
 use super::{
     report::{Report, FAILED_DUE_TO_REGEX},
-    resolve,
-    tls_info::{self, TlsState},
-    PreparedModule,
+    resolve, tls_info, PreparedModule,
 };
 use crate::policy::TargetPolicy;
 
@@ -57,21 +53,8 @@ async fn run(
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     if config.tls {
         let name = config.tls_config.server_name.as_deref().unwrap_or(host);
-        let server_name = ServerName::try_from(name.to_owned())
-            .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
-        let tls = TlsConnector::from(module.tls.config.clone())
-            .connect(server_name, stream)
-            .await
-            .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-        let (_, session) = tls.get_ref();
-        let state = TlsState {
-            peer_certificates: session
-                .peer_certificates()
-                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
-                .unwrap_or_default(),
-            version: session.protocol_version(),
-            verified: !module.tls.insecure,
-        };
+        // The stream is not used further: the handshake was the probe.
+        let (_stream, state) = tls_info::connect(&module.tls, name, stream, addr).await?;
         tls_info::record(report, &state, &module.tls.extra_roots);
     }
     Ok(())

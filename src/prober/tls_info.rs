@@ -8,7 +8,12 @@
 
 use std::fmt::Write as _;
 
-use rustls::{pki_types::CertificateDer, ProtocolVersion};
+use rustls::{
+    pki_types::{CertificateDer, ServerName},
+    ProtocolVersion,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::{client::TlsStream, TlsConnector};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
 use super::report::{
@@ -28,6 +33,35 @@ pub struct TlsState {
     pub version: Option<ProtocolVersion>,
     /// Whether the chain was verified (false with `insecure_skip_verify`).
     pub verified: bool,
+}
+
+/// Completes a TLS handshake over `stream` with the module's client setup and
+/// captures what blackbox_exporter reports about it.
+pub(super) async fn connect<S>(
+    tls: &crate::tls::ClientTls,
+    server_name: &str,
+    stream: S,
+    peer: std::net::SocketAddr,
+) -> Result<(TlsStream<S>, TlsState), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| format!("invalid TLS server name {server_name:?}: {e}"))?;
+    let stream = TlsConnector::from(tls.config.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake with {peer}: {e}"))?;
+    let (_, session) = stream.get_ref();
+    let state = TlsState {
+        peer_certificates: session
+            .peer_certificates()
+            .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default(),
+        version: session.protocol_version(),
+        verified: !tls.insecure,
+    };
+    Ok((stream, state))
 }
 
 /// Registers and sets the four TLS metrics. `extra_roots` are the module's

@@ -5,7 +5,7 @@ use std::{
     net::TcpStream,
 };
 
-use crate::support::{ca_pem, parse_response, spawn_app, PATIENCE};
+use crate::support::{ca_pem, parse_response, spawn_app, App, Response, PATIENCE};
 
 #[test]
 fn readiness_is_503_until_warm_up_ends_while_healthz_answers_at_once() {
@@ -88,41 +88,52 @@ fn a_second_signal_exits_at_once() {
     app.log_line("second signal: exiting now");
 }
 
-#[test]
-fn a_request_in_flight_at_sigterm_completes() {
-    let modules = crate::targets::world().modules.to_str().unwrap();
-    // No shutdown delay: the listeners close at once and only the drain keeps the request alive.
-    let mut app = spawn_app(
+/// Starts lookout with no shutdown delay and the given drain timeout, starts a
+/// probe of the 3-second target, and sends SIGTERM once it is under way.
+/// Returns the app and the probe's eventual response.
+fn sigterm_during_a_slow_probe(
+    drain: &str,
+) -> (App, std::thread::JoinHandle<std::io::Result<Response>>) {
+    use crate::{probe::encode, targets::world};
+    let modules = world().modules.to_str().unwrap();
+    // No shutdown delay: the listeners close at once and only the drain keeps the probe alive.
+    let app = spawn_app(
         &[
             "--config.file",
             modules,
             "--shutdown-delay",
             "0s",
             "--drain-timeout",
-            "10s",
+            drain,
         ],
         &[],
     );
     app.admin_until("/readyz", |r| r.status == 200);
-    let probe = app.probe;
-    let target = format!("http://{}/slow", crate::targets::world().http);
+    let (probe, target) = (app.probe, format!("http://{}/slow", world().http));
     let slow = std::thread::spawn(move || {
-        crate::support::request(
-            probe,
-            "GET",
-            &format!(
-                "/probe?module=http_2xx&target={}",
-                crate::probe::encode(&target)
-            ),
-            &[],
-        )
+        let mut stream = TcpStream::connect(probe)?;
+        let path = format!("/probe?module=http_2xx&target={}", encode(&target));
+        stream.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: lookout\r\nConnection: close\r\n\r\n").as_bytes(),
+        )?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        if raw.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(parse_response(&raw))
     });
-    // The target answers after 3 s; signal once the probe is under way.
     app.admin_until("/metrics", |r| {
         r.body.contains("lookout_probes_in_flight 1")
     });
     app.signal("TERM");
-    let response = slow.join().unwrap();
+    (app, slow)
+}
+
+#[test]
+fn a_request_in_flight_at_sigterm_completes() {
+    let (mut app, slow) = sigterm_during_a_slow_probe("10s");
+    let response = slow.join().unwrap().expect("an answer");
     assert_eq!(response.status, 200);
     assert!(
         response.body.contains("probe_success 1"),
@@ -135,37 +146,12 @@ fn a_request_in_flight_at_sigterm_completes() {
 
 #[test]
 fn the_drain_timeout_bounds_the_wait_for_stragglers() {
-    let modules = crate::targets::world().modules.to_str().unwrap();
-    let mut app = spawn_app(
-        &[
-            "--config.file",
-            modules,
-            "--shutdown-delay",
-            "0s",
-            "--drain-timeout",
-            "1s",
-        ],
-        &[],
-    );
-    app.admin_until("/readyz", |r| r.status == 200);
-    let probe = app.probe;
-    let target = format!("http://{}/slow", crate::targets::world().http);
-    std::thread::spawn(move || {
-        let _ = std::net::TcpStream::connect(probe).map(|mut s| {
-            let path = format!(
-                "/probe?module=http_2xx&target={}",
-                crate::probe::encode(&target)
-            );
-            let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-            let mut sink = Vec::new();
-            let _ = s.read_to_end(&mut sink);
-        });
-    });
-    app.admin_until("/metrics", |r| {
-        r.body.contains("lookout_probes_in_flight 1")
-    });
-    app.signal("TERM");
     // The probe needs 3 s; the drain gives it 1 s, then lookout exits 0 anyway.
+    let (mut app, slow) = sigterm_during_a_slow_probe("1s");
     assert_eq!(app.wait().code(), Some(0), "logs: {:?}", app.logs());
     app.log_line("drain timeout reached");
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the straggler's connection was closed unanswered"
+    );
 }
