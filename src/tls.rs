@@ -117,6 +117,10 @@ pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsEr
         _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Every probe does a full handshake, as blackbox_exporter's do: a resumed
+    // session verifies nothing and would keep reporting a certificate the
+    // server no longer serves.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(ClientTls {
         config: Arc::new(config),
         extra_roots,

@@ -686,3 +686,79 @@ fn credentials_are_required_except_for_health() {
         200
     );
 }
+
+#[test]
+fn every_probe_sees_the_certificate_served_now() {
+    // lookout probes its own TLS listener while the certificate is renewed: a
+    // resumed TLS session would keep reporting the old certificate.
+    let pki = Pki::new("renewal CA");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (
+        dir.path().join("tls.crt"),
+        dir.path().join("tls.key"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let modules = dir.path().join("blackbox.yml");
+    write(&modules, &format!("modules:\n  https_ca:\n    prober: http\n    http:\n      tls_config:\n        ca_file: {}\n", ca.display()));
+    let issue = || {
+        let leaf = pki.leaf(&["localhost"], (2020, 2030));
+        std::fs::write(&cert, pem("CERTIFICATE", &leaf.chain[0])).unwrap();
+        std::fs::write(&key, pem("PRIVATE KEY", leaf.key.secret_der())).unwrap();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &leaf.chain[0]);
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let first = issue();
+    let args = [
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--config.file",
+        modules.to_str().unwrap(),
+    ];
+    let app = spawn_app(&args, &[]);
+    let ca_der = pki.ca.der().clone();
+    let fingerprint = || {
+        let target = format!("https://localhost:{}/healthz", app.admin.port());
+        let (response, _) = request_tls(app.probe, &ca_der, &probe_path("https_ca", &target), &[]);
+        let info = response
+            .body
+            .lines()
+            .find(|l| l.starts_with("probe_ssl_last_chain_info{"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            response.body.contains("probe_success 1"),
+            "{}",
+            response.body
+        );
+        info
+    };
+    assert!(fingerprint().contains(&first));
+    let second = issue();
+    // The listener picks the new files up within a second (checked in another
+    // test); from then on every probe must report the new certificate.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let info = fingerprint();
+        if info.contains(&second) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "probes kept reporting the old certificate: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..5 {
+        assert!(
+            fingerprint().contains(&second),
+            "a later probe went back to the old certificate"
+        );
+    }
+}
