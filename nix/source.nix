@@ -20,6 +20,9 @@ in
         (fileset.unions [
           (craneLib.fileset.commonCargoSources root)
           (fileset.fileFilter (file: file.hasExt "yml" || file.hasExt "yaml") (root + "/src"))
+          # tests/fuzz_regressions.rs replays the fuzzers' seeds and every crash found.
+          (fileset.maybeMissing (root + "/fuzz/corpus"))
+          (fileset.maybeMissing (root + "/fuzz/regressions"))
         ])
         # .cargo/config.toml holds the plain-cargo settings of the Debian build (its cross
         # linker and C compiler names): in Nix, crane's cross environment provides both,

@@ -70,10 +70,8 @@ impl ProbeRequest {
             body,
             unknown_module: false,
         };
-        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        // The first non-empty value wins, as with Go's url.Values.Get.
+        let params = query_pairs(query);
+        // The first value wins (an empty one counts as missing), as with Go's url.Values.Get.
         let param = |name: &str| {
             params
                 .iter()
@@ -91,17 +89,17 @@ impl ProbeRequest {
                 )
             });
         };
-        let scrape_timeout =
-            match scrape_timeout.map(|v| std::str::from_utf8(v).map(str::parse::<f64>)) {
-                None => None,
-                Some(Ok(Ok(seconds))) => Some(seconds),
-                Some(_) => {
-                    return Err(refuse(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Failed to parse timeout from Prometheus header\n".into(),
-                    ))
-                }
-            };
+        let scrape_timeout = match scrape_timeout.map(|v| std::str::from_utf8(v).map(parse_seconds))
+        {
+            None => None,
+            Some(Ok(Some(seconds))) => Some(seconds),
+            Some(_) => {
+                return Err(refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Failed to parse timeout from Prometheus header\n".into(),
+                ))
+            }
+        };
         let Some(target) = param("target") else {
             return Err(refuse(
                 StatusCode::BAD_REQUEST,
@@ -133,6 +131,38 @@ impl ProbeRequest {
             scrape_timeout,
         })
     }
+}
+
+/// Query pairs as Go's `url.ParseQuery` keeps them: a pair with a `;` or a
+/// malformed `%` escape is dropped, `+` is a space.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let well_formed = |pair: &&str| {
+        let bytes = pair.as_bytes();
+        !pair.is_empty()
+            && !pair.contains(';')
+            && bytes.iter().enumerate().all(|(i, b)| {
+                *b != b'%'
+                    || bytes
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            })
+    };
+    query
+        .split('&')
+        .filter(well_formed)
+        .flat_map(|pair| form_urlencoded::parse(pair.as_bytes()).into_owned())
+        .collect()
+}
+
+/// The scrape-timeout header as Go's `strconv.ParseFloat` reads it: `Inf`
+/// and `NaN` spelled out are numbers, an out-of-range value is an error.
+fn parse_seconds(text: &str) -> Option<f64> {
+    let seconds: f64 = text.parse().ok()?;
+    let spelled_infinite = text
+        .trim_start_matches(['+', '-'])
+        .to_ascii_lowercase()
+        .starts_with("inf");
+    (!seconds.is_infinite() || spelled_infinite).then_some(seconds)
 }
 
 /// `/probe`: blackbox_exporter's checks, the concurrency limit, then one
@@ -274,6 +304,23 @@ mod tests {
             refused("target=", None).body,
             "Target parameter is missing\n"
         );
+    }
+
+    #[test]
+    fn queries_and_headers_parse_as_go_parses_them() {
+        assert_eq!(
+            query_pairs("a=1&b=%zz&c=%4&d;e=2&f=x+y&&g"),
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("f".to_owned(), "x y".to_owned()),
+                ("g".to_owned(), String::new()),
+            ]
+        );
+        assert_eq!(parse_seconds("9.5"), Some(9.5));
+        assert!(parse_seconds("Inf").is_some_and(f64::is_infinite));
+        assert!(parse_seconds("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_seconds("1e400"), None);
+        assert_eq!(parse_seconds("ten"), None);
     }
 
     #[test]

@@ -541,7 +541,8 @@ impl Config {
             message: message.to_owned(),
         };
         for (name, module) in &self.modules {
-            let at = |rest: &str| format!("modules.{name}.{rest}");
+            // Escaped: a quoted YAML key may hold a newline, and errors are one line.
+            let at = |rest: &str| format!("modules.{}.{rest}", name.escape_debug());
             let http = &module.http;
             if http.bearer_token.is_some() && http.bearer_token_file.is_some() {
                 return Err(invalid(

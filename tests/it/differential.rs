@@ -211,7 +211,11 @@ fn lookout_answers_as_blackbox_exporter_does() {
     }
 
     // The 400s, word for word.
-    for path in ["/probe?module=nope&target=x", "/probe?module=http_2xx"] {
+    for path in [
+        "/probe?module=nope&target=x",
+        "/probe?module=http_2xx",
+        "/probe?module=http_2xx&target=%zz",
+    ] {
         let ours = request(lookout.probe, "GET", path, &[]);
         let theirs = request(blackbox.addr, "GET", path, &[]);
         if (ours.status, &ours.body) != (theirs.status, &theirs.body) {
