@@ -66,14 +66,35 @@ pub fn webpki_roots() -> RootCertStore {
     RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
 }
 
+/// A trust root's subject (DER) and `NotAfter` (Unix time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootExpiry {
+    /// The raw subject name, compared with a chain's top issuer.
+    pub subject: Vec<u8>,
+    /// Expiry in Unix seconds.
+    pub not_after: f64,
+}
+
+fn root_expiries(certs: &[CertificateDer<'static>]) -> Vec<RootExpiry> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    certs
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok())
+        .map(|(_, cert)| RootExpiry {
+            subject: cert.subject().as_raw().to_vec(),
+            not_after: cert.validity().not_after.timestamp() as f64,
+        })
+        .collect()
+}
+
 /// A module's client TLS setup.
 #[derive(Debug, Clone)]
 pub struct ClientTls {
     /// The rustls configuration handshakes use.
     pub config: Arc<ClientConfig>,
-    /// The `ca_file` certificates, kept to report their expiry when they
-    /// anchor a chain.
-    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Subject and expiry of each `ca_file` certificate, parsed once here
+    /// rather than on every probe: reported when it anchors a chain.
+    pub extra_roots: Vec<RootExpiry>,
     /// `insecure_skip_verify` is set: nothing is verified.
     pub insecure: bool,
 }
@@ -123,7 +144,7 @@ pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsEr
     config.resumption = rustls::client::Resumption::disabled();
     Ok(ClientTls {
         config: Arc::new(config),
-        extra_roots,
+        extra_roots: root_expiries(&extra_roots),
         insecure: tls.insecure_skip_verify,
     })
 }

@@ -66,7 +66,7 @@ where
 
 /// Registers and sets the four TLS metrics. `extra_roots` are the module's
 /// `ca_file` certificates, whose expiry counts when they anchor the chain.
-pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[CertificateDer<'static>]) {
+pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[crate::tls::RootExpiry]) {
     let parsed: Vec<X509Certificate<'_>> = state
         .peer_certificates
         .iter()
@@ -85,14 +85,11 @@ pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[CertificateD
         // anchors it. Roots from webpki-roots carry no validity dates, so
         // only a ca_file root adds its own expiry.
         let anchor = parsed.last().and_then(|top| {
+            let (issuer, subject) = (top.issuer().as_raw(), top.subject().as_raw());
             extra_roots
                 .iter()
-                .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert))
-                .find(|root| {
-                    root.subject().as_raw() == top.issuer().as_raw()
-                        && root.subject() != top.subject()
-                })
-                .map(|root| not_after(&root))
+                .find(|root| root.subject == issuer && root.subject != subject)
+                .map(|root| root.not_after)
         });
         anchor.map_or(earliest, |a| earliest.min(a))
     } else {
