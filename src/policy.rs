@@ -8,13 +8,20 @@
 //! names may be probed. Cloud metadata endpoints (169.254.169.254,
 //! fd00:ec2::254) are denied unless an allowed network covers them.
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    str::FromStr,
+};
 
 use ipnet::IpNet;
 
 /// Metadata endpoints of the big clouds: probing them from a pod would hand
 /// its credentials to whoever can reach `/probe`.
-const METADATA: &[&str] = &["169.254.169.254/32", "fd00:ec2::254/128"];
+const METADATA: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
 
 /// One entry of an allow or deny list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +121,7 @@ impl TargetPolicy {
         if let Some(rule) = self.deny.iter().find(|r| r.matches(host, ip)) {
             return Err(format!("{host} ({ip}) is denied by {rule}"));
         }
-        let metadata = METADATA
-            .iter()
-            .filter_map(|m| m.parse::<IpNet>().ok())
-            .any(|m| m.contains(&ip));
+        let metadata = METADATA.contains(&ip);
         if metadata
             && !self
                 .allow

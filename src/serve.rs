@@ -22,7 +22,6 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use rustls::{
-    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
     ServerConfig,
@@ -83,14 +82,8 @@ impl ResolvesServerCert for ListenerTls {
 }
 
 fn load_key_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
-    let chain = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", cert_file.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no certificate found", cert_file.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+    let chain = crate::tls::read_certs(cert_file).map_err(|e| e.to_string())?;
+    let key = crate::tls::read_key(key_file).map_err(|e| e.to_string())?;
     CertifiedKey::from_der(chain, key, &crate::tls::provider())
         .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))
 }

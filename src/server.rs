@@ -57,29 +57,6 @@ pub struct Settings {
     pub bearer_token_file: Option<PathBuf>,
 }
 
-impl Settings {
-    /// Defaults for the two addresses given: no TLS, no authentication, the
-    /// flags' default limits and policy.
-    pub fn new(listen: SocketAddr, admin_listen: SocketAddr) -> Self {
-        Self {
-            listen,
-            admin_listen,
-            shutdown_delay: Duration::from_secs(5),
-            drain_timeout: Duration::from_secs(20),
-            limits: Limits {
-                max_connections: 4096,
-                header_read_timeout: Duration::from_secs(5),
-                max_header_bytes: 16384,
-            },
-            max_concurrent_probes: 512,
-            policy: TargetPolicy::default(),
-            tls: None,
-            basic_auth_file: None,
-            bearer_token_file: None,
-        }
-    }
-}
-
 /// Adds what every route of both listeners gets: authentication when
 /// configured, inside the per-request log and metrics (so 401s are counted).
 pub fn instrument(routes: Router, state: &AppState, auth: Option<&Arc<Auth>>) -> Router {

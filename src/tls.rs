@@ -129,10 +129,7 @@ pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsEr
     let mut config = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|cause| TlsError::Pem {
-                path: key.clone(),
-                cause,
-            })?;
+            let key = read_key(key)?;
             builder.with_client_auth_cert(chain, key)?
         }
         _ => builder.with_no_client_auth(),
@@ -167,7 +164,16 @@ fn versions(
     .collect()
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// A PEM file's private key; an error names the file.
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|cause| TlsError::Pem {
+        path: path.to_owned(),
+        cause,
+    })
+}
+
+/// A PEM file's certificates, in order; an error names the file.
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = |cause| TlsError::Pem {
         path: path.to_owned(),
         cause,
