@@ -49,22 +49,20 @@
 
           # Static musl binaries from nixpkgs' cross package sets: their musl gcc links
           # the binary and builds ring's C code (a glibc stdenv would compile C against
-          # glibc headers; fenix#244, crane#838).
-          lookoutFor =
-            crossPkgs: args:
-            crossPkgs.callPackage ./nix/package.nix (
-              {
-                craneLib = craneLibFor crossPkgs;
-                src = sources.cargo;
-                inherit revision;
-              }
-              // args
-            );
-          lookout = {
-            amd64 = lookoutFor pkgs.pkgsCross.musl64 { };
-            # Its tests run natively in checks.nextest (an x86_64 builder cannot run it).
-            arm64 = lookoutFor pkgs.pkgsCross.aarch64-multiplatform-musl { doCheck = false; };
+          # glibc headers; fenix#244, crane#838). The dev shell gets the same compilers.
+          crossPkgs = {
+            amd64 = pkgs.pkgsCross.musl64;
+            arm64 = pkgs.pkgsCross.aarch64-multiplatform-musl;
           };
+          # Package builds never run the tests; checks.nextest does (issue 11).
+          lookout = builtins.mapAttrs (
+            _: p:
+            p.callPackage ./nix/package.nix {
+              craneLib = craneLibFor p;
+              src = sources.cargo;
+              inherit revision;
+            }
+          ) crossPkgs;
           host = hostArch.${system};
 
           # Both images come from this machine's dockerTools (see nix/image.nix).
@@ -140,6 +138,7 @@
                 "rust-src"
               ];
             };
+            crossPkgs = builtins.attrValues crossPkgs;
           };
 
           # nixfmt over the whole tree: plain nixfmt formats only the files it is given,

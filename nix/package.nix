@@ -9,9 +9,6 @@
   src,
   revision,
   cargo-auditable,
-  # The tests run where the build machine can execute the binary; the flake turns
-  # them off for arm64, whose tests run natively in the nextest check instead.
-  doCheck ? stdenv.buildPlatform.canExecute stdenv.hostPlatform,
 }:
 let
   inherit (craneLib.crateNameFromCargoToml { inherit src; }) pname version;
@@ -27,9 +24,14 @@ let
       src
       pname
       version
-      doCheck
       cargoVendorDir
       ;
+    # Never test in a package build (issue 11): crane runs `cargo test` wherever the
+    # builder can execute the target, and a glibc x86_64 builder can execute static musl
+    # x86_64, but the suite needs tools and sockets the sandbox lacks. The tests are
+    # checks.nextest. In buildDepsOnly, false also drops the test targets (its
+    # `--all-targets` check and `cargo test --no-run`), which no package build uses.
+    doCheck = false;
     # Needless rebuilds otherwise (crane#403, crane#684).
     strictDeps = true;
     CARGO_BUILD_TARGET = target;

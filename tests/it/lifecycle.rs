@@ -5,7 +5,10 @@ use std::{
     net::TcpStream,
 };
 
-use crate::support::{ca_pem, parse_response, spawn_app, App, Response, PATIENCE};
+use crate::{
+    support::{ca_pem, parse_response, spawn_app, App, Response, PATIENCE},
+    targets::Gate,
+};
 
 #[test]
 fn readiness_is_503_until_warm_up_ends_while_healthz_answers_at_once() {
@@ -37,7 +40,8 @@ fn readiness_is_503_until_warm_up_ends_while_healthz_answers_at_once() {
 
 #[test]
 fn sigterm_turns_readiness_off_at_once_keeps_serving_then_exits_0() {
-    let mut app = spawn_app(&["--shutdown-delay", "2s", "--drain-timeout", "5s"], &[]);
+    // The delay must outlast the three requests below; the test waits for the exit.
+    let mut app = spawn_app(&["--shutdown-delay", "3s", "--drain-timeout", "5s"], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
 
     // A keep-alive connection opened before the signal keeps working during the delay.
@@ -89,11 +93,16 @@ fn a_second_signal_exits_at_once() {
 }
 
 /// Starts lookout with no shutdown delay and the given drain timeout, starts a
-/// probe of the 3-second target, and sends SIGTERM once it is under way.
-/// Returns the app and the probe's eventual response.
-fn sigterm_during_a_slow_probe(
+/// probe of a target that holds it until the test opens the gate, sends
+/// SIGTERM once the probe is under way and waits until the probe listener has
+/// closed. Returns the app, the gate and the probe's eventual response.
+fn sigterm_during_a_held_probe(
     drain: &str,
-) -> (App, std::thread::JoinHandle<std::io::Result<Response>>) {
+) -> (
+    App,
+    Gate,
+    std::thread::JoinHandle<std::io::Result<Response>>,
+) {
     use crate::{probe::encode, targets::world};
     let modules = world().modules.to_str().unwrap();
     // No shutdown delay: the listeners close at once and only the drain keeps the probe alive.
@@ -109,8 +118,9 @@ fn sigterm_during_a_slow_probe(
         &[],
     );
     app.admin_until("/readyz", |r| r.status == 200);
-    let (probe, target) = (app.probe, format!("http://{}/slow", world().http));
-    let slow = std::thread::spawn(move || {
+    let gate = Gate::new();
+    let (probe, target) = (app.probe, format!("http://{}/", gate.addr));
+    let held = std::thread::spawn(move || {
         let mut stream = TcpStream::connect(probe)?;
         let path = format!("/probe?module=http_2xx&target={}", encode(&target));
         stream.write_all(
@@ -123,17 +133,18 @@ fn sigterm_during_a_slow_probe(
         }
         Ok(parse_response(&raw))
     });
-    app.admin_until("/metrics", |r| {
-        r.body.contains("lookout_probes_in_flight 1")
-    });
+    gate.wait_for_arrivals(1);
     app.signal("TERM");
-    (app, slow)
+    app.log_line("shutdown: stopped accepting");
+    (app, gate, held)
 }
 
 #[test]
 fn a_request_in_flight_at_sigterm_completes() {
-    let (mut app, slow) = sigterm_during_a_slow_probe("10s");
-    let response = slow.join().unwrap().expect("an answer");
+    let (mut app, gate, held) = sigterm_during_a_held_probe("1h");
+    // The listener is closed and the probe still held: only the drain keeps it.
+    gate.open();
+    let response = held.join().unwrap().expect("an answer");
     assert_eq!(response.status, 200);
     assert!(
         response.body.contains("probe_success 1"),
@@ -146,12 +157,12 @@ fn a_request_in_flight_at_sigterm_completes() {
 
 #[test]
 fn the_drain_timeout_bounds_the_wait_for_stragglers() {
-    // The probe needs 3 s; the drain gives it 1 s, then lookout exits 0 anyway.
-    let (mut app, slow) = sigterm_during_a_slow_probe("1s");
+    // The gate never opens; the drain gives the probe 1 s, then lookout exits 0 anyway.
+    let (mut app, _gate, held) = sigterm_during_a_held_probe("1s");
     assert_eq!(app.wait().code(), Some(0), "logs: {:?}", app.logs());
     app.log_line("drain timeout reached");
     assert!(
-        slow.join().unwrap().is_err(),
+        held.join().unwrap().is_err(),
         "the straggler's connection was closed unanswered"
     );
 }

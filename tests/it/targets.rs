@@ -5,11 +5,12 @@
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener},
-    sync::Arc,
+    sync::{Arc, Condvar, Mutex},
     thread,
     time::Duration,
 };
 
+use crate::support::PATIENCE;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
@@ -190,10 +191,88 @@ pub fn serve_h2(leaf: Leaf) -> SocketAddr {
     addr
 }
 
+/// An HTTP target that holds every request until the test opens it: a probe
+/// stays in flight exactly as long as a test needs, however slow the machine.
+pub struct Gate {
+    pub addr: SocketAddr,
+    state: Arc<(Mutex<GateState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct GateState {
+    open: bool,
+    arrived: usize,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new((Mutex::new(GateState::default()), Condvar::new()));
+        let shared = Arc::clone(&state);
+        thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        line.clear();
+                    }
+                    let (lock, changed) = &*shared;
+                    let mut state = lock.lock().unwrap();
+                    state.arrived += 1;
+                    changed.notify_all();
+                    while !state.open {
+                        state = changed.wait(state).unwrap();
+                    }
+                    drop(state);
+                    let _ = (&stream).write_all(page("200 OK", "", "opened\n").as_bytes());
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// Waits until `count` requests have arrived (and are being held).
+    pub fn wait_for_arrivals(&self, count: usize) {
+        let (lock, changed) = &*self.state;
+        let (_state, timeout) = changed
+            .wait_timeout_while(lock.lock().unwrap(), PATIENCE, |s| s.arrived < count)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "{count} requests never reached the gate"
+        );
+    }
+
+    /// Answers every request held, and every later one at once.
+    pub fn open(&self) {
+        let (lock, changed) = &*self.state;
+        lock.lock().unwrap().open = true;
+        changed.notify_all();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
+}
+
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// Sends `sent`, then waits until the prober closes (or the stream's read
+/// timeout passes). Write errors mean the prober gave up: exactly what the
+/// hostile paths provoke.
+fn stall(io: &mut (impl Read + Write), sent: &[u8]) {
+    if io.write_all(sent).and_then(|()| io.flush()).is_ok() {
+        let _ = io.read(&mut [0u8; 1]);
+    }
 }
 
 /// How a connection ends after the answer.
@@ -245,35 +324,32 @@ fn answer(io: &mut (impl Read + Write)) -> Ending {
 }
 
 /// Hostile behaviours, for the reliability tests; `None` for ordinary paths.
-fn misbehave(io: &mut impl Write, path: &str, headers: &[(String, String)]) -> Option<Ending> {
-    // Write errors mean the prober gave up: exactly what these paths provoke.
-    let trickle = |io: &mut dyn Write, head: &str, byte: &[u8]| {
-        if io
-            .write_all(head.as_bytes())
-            .and_then(|()| io.flush())
-            .is_err()
-        {
-            return;
-        }
-        for _ in 0..40 {
-            thread::sleep(Duration::from_millis(250));
-            if io.write_all(byte).and_then(|()| io.flush()).is_err() {
-                return;
-            }
-        }
-    };
+///
+/// A target whose answer depends on when the prober's deadline falls would
+/// make the metrics depend on timing: the slow paths send a fixed part of
+/// their answer at once and then stall until the prober hangs up, so only the
+/// deadline can end the probe and what arrived before it is always the same.
+fn misbehave(
+    io: &mut (impl Read + Write),
+    path: &str,
+    headers: &[(String, String)],
+) -> Option<Ending> {
     match path {
         "/reset-mid-headers" => {
             let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Ty");
             let _ = io.flush();
             Some(Ending::Reset)
         }
+        "/hang" => {
+            stall(io, b"");
+            Some(Ending::Close)
+        }
         "/slow-headers" => {
-            trickle(io, "HTTP/1.1 200 OK\r\nX-Slow: ", b"a");
+            stall(io, b"HTTP/1.1 200 OK\r\nX-Slow: aaa");
             Some(Ending::Close)
         }
         "/slow-body" => {
-            trickle(io, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"a");
+            stall(io, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\naaa");
             Some(Ending::Close)
         }
         "/endless" => {

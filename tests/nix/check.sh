@@ -9,6 +9,8 @@
 #     and holds the verified pins of ../shared/NIX-NOTES.md when that file is there;
 #   - evaluation tests: flake.nix's outputs and nix/ evaluated against stand-ins of
 #     nixpkgs, crane and fenix with their real argument names (tests/nix/eval.nix);
+#   - Nix's stderr never reaches the data parsed here: both of the above again, through a
+#     nix-instantiate shim that warns on stderr first, give the same verdicts;
 #   - the shell scripts Nix wraps pass shellcheck (writeShellApplication's check);
 #   - every TOML file is taplo-formatted (the flake's toml-fmt check), and deny.toml
 #     allows the license of every crate built for its targets (cargo metadata, offline);
@@ -101,16 +103,33 @@ done
 check "deadnix finds nothing (${#nix_files[@]} files)" deadnix --fail "${nix_files[@]}"
 check "nixfmt finds nothing to change (${#nix_files[@]} files)" nixfmt --check "${nix_files[@]}"
 
-# flake.lock against flake.nix's inputs (and the verified pins, where shared/ is).
-inputs_json=$(mktemp)
-trap 'rm -f "$inputs_json"' EXIT
-notes=""
-if [[ -f $ROOT/../shared/NIX-NOTES.md ]]; then notes=$ROOT/../shared/NIX-NOTES.md; fi
-# relay NAME COMMAND...: counts the "ok - " / "not ok - " lines a checker prints.
+# --- data from Nix -----------------------------------------------------------------------
+# nix_data DIR: what the checks below parse, from whichever nix-instantiate is first on
+# PATH: DIR/inputs.json (flake.nix's inputs) and DIR/eval.json (tests/nix/eval.nix's
+# results), each command's stderr beside it (*.err) and its exit status (*.status).
+# stderr never goes into the data: Nix warns there (on every machine without the nixbld
+# group, for one), and a warning inside the JSON breaks its parser (issue 11).
+nix_data() {
+  local dir=$1 status
+  mkdir -p "$dir"
+  status=0
+  nix-instantiate --eval --strict --json -E "(import $ROOT/flake.nix).inputs" \
+    >"$dir/inputs.json" 2>"$dir/inputs.err" || status=$?
+  echo "$status" >"$dir/inputs.status"
+  status=0
+  nix-instantiate --eval --strict --json tests/nix/eval.nix >"$dir/eval.json" 2>"$dir/eval.err" || status=$?
+  echo "$status" >"$dir/eval.status"
+}
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+nix_data "$scratch/nix"
+
+# relay NAME COMMAND...: counts the "ok - " / "not ok - " lines a checker prints on
+# stdout; its stderr is shown, never parsed.
 relay() {
   local name=$1 out status=0 line
   shift
-  out=$("$@" 2>&1) || status=$?
+  out=$("$@" 2>"$scratch/relay.err") || status=$?
   while IFS= read -r line; do
     case $line in
     "ok - "*) result 0 "${line#ok - }" ;;
@@ -118,25 +137,61 @@ relay() {
     *) printf '%s\n' "$line" ;;
     esac
   done <<<"$out"
-  ((status == 0)) || [[ $out == *"not ok"* ]] || result 1 "$name failed" "$out"
+  if [[ -s $scratch/relay.err ]]; then sed "s/^/    $name: /" "$scratch/relay.err" >&2; fi
+  ((status == 0)) || [[ $out == *"not ok"* ]] || result 1 "$name failed" "$(cat "$scratch/relay.err")"
 }
 
-if nix-instantiate --eval --strict --json -E "(import $ROOT/flake.nix).inputs" >"$inputs_json" 2>&1; then
-  relay check_lock.py python3 "$HERE/check_lock.py" flake.lock "$inputs_json" ${notes:+"$notes"}
+# flake.lock against flake.nix's inputs (and the verified pins, where shared/ is).
+notes=""
+if [[ -f $ROOT/../shared/NIX-NOTES.md ]]; then notes=$ROOT/../shared/NIX-NOTES.md; fi
+if [[ $(cat "$scratch/nix/inputs.status") == 0 ]]; then
+  relay check_lock.py python3 "$HERE/check_lock.py" flake.lock "$scratch/nix/inputs.json" ${notes:+"$notes"}
 else
-  result 1 "flake.nix's inputs evaluate" "$(cat "$inputs_json")"
+  result 1 "flake.nix's inputs evaluate" "$(cat "$scratch/nix/inputs.err")"
 fi
 
 # Evaluation tests against the stand-ins.
-eval_out=$(mktemp)
-if nix-instantiate --eval --strict --json tests/nix/eval.nix >"$eval_out" 2>"$eval_out.err"; then
+if [[ $(cat "$scratch/nix/eval.status") != 0 ]]; then
+  result 1 "eval: tests/nix/eval.nix evaluates (stand-ins of nixpkgs, crane, fenix)" "$(cat "$scratch/nix/eval.err")"
+elif ! eval_results=$(jq -r '.[] | [(.ok | tostring), .name, .detail] | @tsv' "$scratch/nix/eval.json" \
+  2>"$scratch/jq.err") || [[ -z $eval_results ]]; then
+  result 1 "eval: tests/nix/eval.nix gives a JSON list of results" \
+    "$(cat "$scratch/jq.err"; head -c 1000 "$scratch/nix/eval.json")"
+else
   while IFS=$'\t' read -r ok name detail; do
     if [[ $ok == true ]]; then result 0 "eval: $name"; else result 1 "eval: $name" "$detail"; fi
-  done < <(jq -r '.[] | [(.ok | tostring), .name, .detail] | @tsv' "$eval_out")
-else
-  result 1 "eval: tests/nix/eval.nix evaluates (stand-ins of nixpkgs, crane, fenix)" "$(cat "$eval_out.err")"
+  done <<<"$eval_results"
 fi
-rm -f "$eval_out" "$eval_out.err"
+
+# The same data again from a nix-instantiate that first warns on stderr, as Nix does on a
+# machine without the nixbld group: the lock check and the eval tests must not notice.
+shim=$scratch/shim
+mkdir -p "$shim"
+cat >"$shim/nix-instantiate" <<SHIM
+#!/bin/sh
+echo "warning: tests/nix/check.sh shim: a warning on stderr, as on a machine without the nixbld group" >&2
+exec $(command -v nix-instantiate) "\$@"
+SHIM
+chmod +x "$shim/nix-instantiate"
+PATH=$shim:$PATH nix_data "$scratch/warned"
+lock_verdict() { # stdout and exit status only
+  local status=0
+  python3 "$HERE/check_lock.py" flake.lock "$1/inputs.json" ${notes:+"$notes"} 2>/dev/null || status=$?
+  echo "exit $status"
+}
+stderr_stays_out() {
+  grep -q "check.sh shim" "$scratch/warned/inputs.err" &&
+    grep -q "check.sh shim" "$scratch/warned/eval.err" &&
+    [[ $(lock_verdict "$scratch/warned") == "$(lock_verdict "$scratch/nix")" ]] &&
+    cmp -s "$scratch/warned/eval.json" "$scratch/nix/eval.json"
+}
+if stderr_stays_out; then status=0; else status=1; fi
+result "$status" "Nix's stderr stays out of the data: with a warning on nix-instantiate's stderr, the lock check and the eval tests say the same" \
+  "$(for f in inputs.err inputs.json eval.err eval.json; do
+    printf '%s:\n' "$f"
+    head -c 600 "$scratch/warned/$f" 2>&1 | sed 's/^/  /'
+    echo
+  done)"
 
 check "shellcheck: nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh" \
   shellcheck nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh

@@ -1,6 +1,9 @@
 # Evaluation tests of flake.nix and nix/ against stand-ins of nixpkgs, crane and fenix
 # (tests/nix/stand-ins/): the flake's own `outputs` function is called with them, for
-# both systems, and its outputs are checked against what issue 5 asks. Run by
+# both systems, and its outputs are checked against what issues 5 and 11 ask. The
+# stand-ins model what a build executes (which phases run, which cargo commands, with
+# which environment), so "no package build runs the tests" and "the dev shell's C
+# compilers are the cross compilers" are asserted, not assumed. Run by
 # tests/nix/check.sh:
 #
 #   nix-instantiate --eval --strict --json tests/nix/eval.nix
@@ -19,14 +22,20 @@ let
     any
     attrNames
     concatLists
+    concatStringsSep
     elem
     filter
     fromTOML
+    head
+    isAttrs
+    isString
     length
+    listToAttrs
     map
     match
     readFile
     sort
+    split
     toJSON
     ;
 
@@ -59,6 +68,79 @@ let
     amd64 = "x86_64-unknown-linux-musl";
     arm64 = "aarch64-unknown-linux-musl";
   };
+  # As cargo spells a triple in variable names: CC_<lower> (cc crate), CARGO_TARGET_<UPPER>_*.
+  lowerVar = lib.replaceStrings [ "-" ] [ "_" ];
+  upperVar = t: lib.toUpper (lowerVar t);
+
+  # What a derivation executes: the stand-ins' `phases` (those that run) and `commands`.
+  words = command: filter (w: isString w && w != "") (split " " command);
+  # A command that runs tests (compiling them with --no-run runs none).
+  runsTests =
+    c:
+    (match "cargo (auditable )?test( .*)?" c.command != null && !elem "--no-run" (words c.command))
+    || match "cargo (nextest run|llvm-cov)( .*)?" c.command != null;
+  # A command that compiles (or type-checks) test targets.
+  compilesTests =
+    c:
+    runsTests c
+    || match "cargo (auditable )?test( .*)?" c.command != null
+    || any (flag: elem flag (words c.command)) [
+      "--all-targets"
+      "--tests"
+      "--benches"
+    ];
+  # "phase: cargo ..." for every cargo command, output redirections left out.
+  cargoCommands =
+    d:
+    map (
+      c: "${c.phase}: ${concatStringsSep " " (filter (w: !lib.hasPrefix ">" w) (words c.command))}"
+    ) (filter (c: lib.hasPrefix "cargo " c.command) d.commands);
+  phaseNames = d: map (ph: ph.name) d.phases;
+  runsNoTests = d: !d.doCheck && !elem "checkPhase" (phaseNames d) && !any runsTests d.commands;
+  showRun =
+    d:
+    toJSON {
+      doCheck = d.doCheck;
+      phases = phaseNames d;
+      commands = cargoCommands d;
+    };
+
+  # The cross package sets' C compiler programs, by store path: what each is for.
+  crossPrograms =
+    system:
+    let
+      pkgs = nixpkgs.legacyPackages.${system};
+    in
+    listToAttrs (
+      concatLists (
+        map
+          (
+            set:
+            let
+              cc = pkgs.pkgsCross.${set}.stdenv.cc;
+            in
+            map (program: {
+              name = "${cc}/bin/${program}";
+              value = {
+                inherit set;
+                target = cc.targetPlatform.config;
+                tool = lib.removePrefix cc.targetPrefix program;
+              };
+            }) cc.programs
+          )
+          [
+            "musl64"
+            "aarch64-multiplatform-musl"
+          ]
+      )
+    );
+  # Is PATH the `tools` program of the cross C compiler for TARGET (on SYSTEM)?
+  isCrossTool =
+    system: target: tools: path:
+    let
+      p = (crossPrograms system).${path} or null;
+    in
+    p != null && p.target == target && elem p.tool tools;
 
   forSystem =
     system:
@@ -74,7 +156,6 @@ let
           pkg = p."lookout-${arch}";
           deps = pkg.args.cargoArtifacts;
           flags = pkg.args.CARGO_BUILD_RUSTFLAGS;
-          canRunTests = arch == host;
         in
         [
           (eq "${s}lookout-${arch} is built by crane over the ${triple.${arch}} package set" pkg.target
@@ -83,9 +164,53 @@ let
           (eq "${s}lookout-${arch} sets CARGO_BUILD_TARGET ${triple.${arch}}" pkg.args.CARGO_BUILD_TARGET
             triple.${arch}
           )
-          (eq "${s}lookout-${arch} doCheck is ${toJSON (arch == "amd64" && canRunTests)}" pkg.args.doCheck (
-            arch == "amd64" && canRunTests
-          ))
+          (test "${s}lookout-${arch} runs no tests: doCheck false, no check phase, no cargo test (issue 11)" (
+            runsNoTests pkg && pkg.args.doCheck or null == false
+          ) (showRun pkg))
+          (eq "${s}lookout-${arch} runs unpack, patch, configure, build, install and fixup" (phaseNames pkg) [
+            "unpackPhase"
+            "patchPhase"
+            "configurePhase"
+            "buildPhase"
+            "installPhase"
+            "fixupPhase"
+          ])
+          (eq "${s}lookout-${arch}'s cargo commands: one release build with cargo-auditable"
+            (cargoCommands pkg)
+            [
+              "buildPhase: cargo --version"
+              "buildPhase: cargo auditable build --release --message-format json-render-diagnostics --locked"
+            ]
+          )
+          (test
+            "${s}lookout-${arch}'s dependency build runs no tests and compiles none (doCheck false: no --all-targets, no cargo test --no-run)"
+            (runsNoTests deps && !any compilesTests deps.commands)
+            (showRun deps)
+          )
+          (eq "${s}lookout-${arch}'s dependency build: cargo check and cargo build, release and locked"
+            (cargoCommands deps)
+            [
+              "buildPhase: cargo --version"
+              "buildPhase: cargo check --release --locked"
+              "buildPhase: cargo build --release --locked"
+            ]
+          )
+          (eq
+            "${s}lookout-${arch}: cargo sees the same environment in the dependency and the package build (but the revision and crane's deps marker)"
+            (removeAttrs deps.env [ "CRANE_BUILD_DEPS_ONLY" ])
+            (removeAttrs pkg.env [ "LOOKOUT_GIT_REVISION" ])
+          )
+          (test
+            "${s}lookout-${arch} links and compiles C with the ${triple.${arch}} cross gcc driver (crane's cross environment; -cc, never -ld)"
+            (
+              isCrossTool system triple.${arch} [ "cc" "gcc" ] (
+                pkg.env."CARGO_TARGET_${upperVar triple.${arch}}_LINKER" or ""
+              )
+              && isCrossTool system triple.${arch} [ "cc" "gcc" ] (pkg.env.TARGET_CC or "")
+              && pkg.env.CARGO_BUILD_TARGET == triple.${arch}
+            )
+            (toJSON pkg.env)
+          )
           (test "${s}lookout-${arch} has its own buildDepsOnly for its target" (
             deps.fn == "buildDepsOnly"
             && deps.target == triple.${arch}
@@ -93,12 +218,12 @@ let
           ) "deps: ${deps.fn or "?"} for ${deps.target or "?"}")
           (eq "${s}lookout-${arch}'s dependency build has the same doCheck, flags and vendor dir"
             [
-              deps.args.doCheck
+              (deps.args.doCheck or null)
               deps.args.CARGO_BUILD_RUSTFLAGS
               deps.args.cargoVendorDir.outPath
             ]
             [
-              pkg.args.doCheck
+              (pkg.args.doCheck or null)
               flags
               pkg.args.cargoVendorDir.outPath
             ]
@@ -269,6 +394,112 @@ let
         && !(checks.clippy.args.cargoArtifacts.args ? CARGO_BUILD_TARGET)
       ) checks.clippy.args.cargoArtifacts.target)
       (eq "${s}nextest runs natively" checks.nextest.target systemTriple)
+      (test
+        "${s}checks.nextest runs the test suite: its check phase runs cargo nextest run (release, the Debian-only tests filtered out)"
+        (
+          checks.nextest.doCheck
+          && any (
+            c:
+            c.phase == "checkPhase"
+            && runsTests c
+            && lib.hasPrefix "cargo nextest run --cargo-profile release -E 'not (test(/^differential::/)" c.command
+          ) checks.nextest.commands
+        )
+        (showRun checks.nextest)
+      )
+      (test
+        "${s}the checks' dependency build compiles the test targets clippy and nextest use, and runs no tests"
+        (
+          let
+            deps = checks.nextest.args.cargoArtifacts;
+          in
+          !any runsTests deps.commands
+          &&
+            cargoCommands deps == [
+              "buildPhase: cargo --version"
+              "buildPhase: cargo check --release --locked --all-targets"
+              "buildPhase: cargo build --release --locked"
+              "checkPhase: cargo test --release --locked --no-run"
+            ]
+        )
+        (showRun checks.nextest.args.cargoArtifacts)
+      )
+      (test "${s}clippy, rustfmt, cargo-deny and toml-fmt run no tests" (all
+        (name: !any runsTests checks.${name}.commands)
+        [
+          "clippy"
+          "rustfmt"
+          "cargo-deny"
+          "toml-fmt"
+        ]
+      ) (showRun checks.clippy))
+      (eq "${s}clippy runs cargo clippy on all targets, release, denying warnings"
+        (cargoCommands checks.clippy)
+        [
+          "buildPhase: cargo --version"
+          "buildPhase: cargo clippy --release --locked --all-targets -- --deny warnings"
+        ]
+      )
+      (
+        let
+          # Every derivation that builds a lookout binary for an output: the packages, the
+          # images' binaries, the binary the closure check inspects, and their dependency
+          # builds.
+          binaries = [
+            {
+              label = "default";
+              drv = p.default;
+            }
+            {
+              label = "lookout";
+              drv = p.lookout;
+            }
+            {
+              label = "lookout-amd64";
+              drv = p.lookout-amd64;
+            }
+            {
+              label = "lookout-arm64";
+              drv = p.lookout-arm64;
+            }
+          ]
+          ++
+            map
+              (image: {
+                label = "${image}'s binary";
+                drv = head p.${image}.image.contents;
+              })
+              [
+                "image"
+                "image-amd64"
+                "image-arm64"
+                "image-debug"
+              ]
+          ++ [
+            {
+              label = "checks.closure's binary";
+              drv = head checks.closure.env.closure.paths;
+            }
+          ];
+          withDeps = concatLists (
+            map (b: [
+              b
+              {
+                label = "${b.label}'s dependency build";
+                drv = b.drv.cargoArtifacts;
+              }
+            ]) binaries
+          );
+          failing = filter (
+            b:
+            !(b.drv.fn or null == "buildPackage" || b.drv.fn or null == "buildDepsOnly") || !runsNoTests b.drv
+          ) withDeps;
+        in
+        test
+          "${s}no package build has a check phase or runs tests: default, lookout, lookout-amd64, lookout-arm64, the binaries of image, image-amd64, image-arm64, image-debug and checks.closure, and their dependency builds"
+          (failing == [ ])
+          (toJSON (map (b: "${b.label}: ${showRun b.drv}") failing))
+      )
       (test "${s}e2e boots the ${host} static binary and curls it" (
         match ".*${p."lookout-${host}"}/bin/lookout.*" checks.e2e.buildCommand != null
         && elem "curl" (map (x: x.name) checks.e2e.env.nativeBuildInputs)
@@ -292,6 +523,7 @@ let
         && elem "stable.aarch64-unknown-linux-musl.rust-std" toolchain.components
       ) "")
     ]
+    ++ shellTests system
     ++ concatLists (
       map packageTests [
         "amd64"
@@ -304,6 +536,95 @@ let
         "arm64"
       ]
     );
+
+  # The dev shell's C cross compilers (issue 11): cargo's [env] in .cargo/config.toml
+  # never replaces a variable that is set, so each of its entries needs one here.
+  shellTests =
+    system:
+    let
+      shell = outputs.devShells.${system}.default;
+      s = "${system}: devShell: ";
+      cargoConfig = fromTOML (readFile (root + "/.cargo/config.toml"));
+      configEnv = cargoConfig.env or { };
+      configLinkers = filter (t: cargoConfig.target.${t} ? linker) (
+        attrNames (cargoConfig.target or { })
+      );
+      forTarget =
+        t:
+        let
+          check =
+            var: tools:
+            test "${s}${var} is the ${t} cross compiler's ${concatStringsSep "/" tools}" (isCrossTool system t
+              tools
+              (shell.env.${var} or "")
+            ) (toJSON (shell.env.${var} or null));
+        in
+        [
+          (check "CC_${lowerVar t}" [
+            "cc"
+            "gcc"
+          ])
+          (check "AR_${lowerVar t}" [ "ar" ])
+          (check "CARGO_TARGET_${upperVar t}_LINKER" [
+            "cc"
+            "gcc"
+          ])
+        ];
+    in
+    concatLists (map forTarget (builtins.attrValues triple))
+    ++ [
+      (test "${s}sets every variable of .cargo/config.toml's [env], none of them forced" (
+        all (var: shell.env ? ${var}) (attrNames configEnv)
+        && !any (var: isAttrs configEnv.${var} && configEnv.${var}.force or false) (attrNames configEnv)
+      ) "[env]: ${toJSON (attrNames configEnv)}; shell: ${toJSON (attrNames shell.env)}")
+      (test "${s}sets CARGO_TARGET_<T>_LINKER for every target.<t>.linker of .cargo/config.toml" (all (
+        t: shell.env ? "CARGO_TARGET_${upperVar t}_LINKER"
+      ) configLinkers) (toJSON configLinkers))
+      (test "${s}no cross cc wrapper in packages (its setup hook would export CC/AR for native builds)" (
+        !any (x: x ? targetPrefix) shell.args.packages
+      ) (toJSON (map (x: x.name) shell.args.packages)))
+    ];
+
+  # The stand-ins must be able to see issue 11's bug: with crane's default doCheck a
+  # package build runs `cargo test` exactly where the builder can execute the target.
+  standInTests =
+    let
+      src =
+        (import (root + "/nix/source.nix") {
+          inherit lib;
+          craneLib = crane.mkLib nixpkgs.legacyPackages.x86_64-linux;
+          inherit root;
+        }).cargo;
+      defaultBuild =
+        system: set:
+        (crane.mkLib nixpkgs.legacyPackages.${system}.pkgsCross.${set}).buildPackage { inherit src; };
+      runs = system: set: any runsTests (defaultBuild system set).commands;
+    in
+    [
+      (eq
+        "stand-ins: with crane's default doCheck a package build runs cargo test where the builder can execute the target ([musl64, aarch64-multiplatform-musl] per build system)"
+        {
+          x86_64-linux = [
+            (runs "x86_64-linux" "musl64")
+            (runs "x86_64-linux" "aarch64-multiplatform-musl")
+          ];
+          aarch64-linux = [
+            (runs "aarch64-linux" "musl64")
+            (runs "aarch64-linux" "aarch64-multiplatform-musl")
+          ];
+        }
+        {
+          x86_64-linux = [
+            true
+            false
+          ];
+          aarch64-linux = [
+            false
+            true
+          ];
+        }
+      )
+    ];
 
   pushTests =
     system:
@@ -393,6 +714,7 @@ concatLists (
   ]
 )
 ++ sourceTests
+++ standInTests
 ++ [
   (eq "a dirty tree labels and builds revision \"dirty\""
     [

@@ -1,5 +1,5 @@
 # Stand-in for the parts of nixpkgs' lib that the flake and nix/ use, with the real
-# names and argument order (nixpkgs lib/attrsets.nix, lib/meta.nix,
+# names and argument order (nixpkgs lib/attrsets.nix, lib/meta.nix, lib/strings.nix,
 # lib/customisation.nix, lib/fileset/default.nix). Where the real function checks its
 # arguments, this one checks the same things; getExe is stricter (it throws where the
 # real one warns) so a package without meta.mainProgram fails here.
@@ -10,7 +10,9 @@ let
     concatStringsSep
     elem
     filter
+    foldl'
     functionArgs
+    genList
     isAttrs
     isFunction
     isList
@@ -19,6 +21,7 @@ let
     map
     pathExists
     readDir
+    replaceStrings
     stringLength
     substring
     typeOf
@@ -99,9 +102,30 @@ let
     inherit files;
   };
   uniq = list: attrNames (genAttrs list (_: null));
+  lowerChars = map (i: substring i 1 "abcdefghijklmnopqrstuvwxyz") (genList (i: i) 26);
+  upperChars = map (i: substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") (genList (i: i) 26);
 in
 {
-  inherit concatStringsSep genAttrs makeOverridable;
+  inherit
+    concatStringsSep
+    genAttrs
+    makeOverridable
+    replaceStrings
+    ;
+
+  # lib/strings.nix
+  toUpper = replaceStrings lowerChars upperChars;
+
+  # lib/attrsets.nix: later sets win.
+  mergeAttrsList = foldl' (acc: set: acc // set) { };
+  filterAttrs =
+    pred: set:
+    listToAttrs (
+      map (name: {
+        inherit name;
+        value = set.${name};
+      }) (filter (name: pred name set.${name}) (attrNames set))
+    );
 
   getExe =
     x:
@@ -192,6 +216,9 @@ in
           files = map (f: substring (stringLength rootString) (stringLength f) f) files;
         };
   };
+
+  removePrefix =
+    prefix: s: if hasPrefix prefix s then substring (stringLength prefix) (stringLength s) s else s;
 
   # For the stand-ins' own argument checks.
   inherit functionArgs hasPrefix;

@@ -7,6 +7,12 @@
 # an unknown argument is an error as it is in nixpkgs. The image config is also checked
 # against the OCI image-config field names (stricter than dockerTools, which would ship a
 # misspelt field).
+#
+# What a build executes is modelled where the flake depends on it (issue 11):
+# stdenv.mkDerivation says which phases run (pkgs/stdenv/generic/make-derivation.nix and
+# setup.sh), each set's stdenv.cc is a cc-wrapper with its real targetPrefix and program
+# names (pkgs/build-support/cc-wrapper), and mkShell records the environment `nix develop`
+# exports (pkgs/build-support/mkshell).
 { lib }:
 let
   inherit (builtins)
@@ -25,12 +31,16 @@ let
       system = "x86_64-linux";
       config = "x86_64-unknown-linux-gnu";
       cpu = "x86_64";
+      kernel = "linux";
+      libc = "glibc";
       goarch = "amd64";
     };
     aarch64-linux = {
       system = "aarch64-linux";
       config = "aarch64-unknown-linux-gnu";
       cpu = "aarch64";
+      kernel = "linux";
+      libc = "glibc";
       goarch = "arm64";
     };
     # lib/systems/examples.nix
@@ -38,21 +48,33 @@ let
       system = "x86_64-linux";
       config = "x86_64-unknown-linux-musl";
       cpu = "x86_64";
+      kernel = "linux";
+      libc = "musl";
       goarch = "amd64";
     };
     aarch64-multiplatform-musl = {
       system = "aarch64-linux";
       config = "aarch64-unknown-linux-musl";
       cpu = "aarch64";
+      kernel = "linux";
+      libc = "musl";
       goarch = "arm64";
     };
   };
+  # lib/systems/default.nix
   platform =
     p:
     p
     // {
-      rust.rustcTarget = p.config;
-      canExecute = other: other.cpu == p.cpu;
+      rust = {
+        rustcTarget = p.config;
+        cargoEnvVarTarget = lib.toUpper (lib.replaceStrings [ "-" ] [ "_" ] p.config);
+      };
+      # Same CPU family and kernel: the libc does not matter, so a glibc x86_64 builder
+      # can execute static musl x86_64 binaries.
+      canExecute = other: other.cpu == p.cpu && other.kernel == p.kernel;
+      emulatorAvailable = _: true;
+      emulator = _: "/nix/store/qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq-qemu/bin/qemu-${p.cpu}";
     };
 
   drv =
@@ -67,24 +89,137 @@ let
     }
     // extra;
 
+  # A shell variable set to a Nix value is "true" for setup.sh when non-empty: true
+  # becomes "1", false and null "".
+  isSet = v: v != false && v != null && v != "" && v != [ ];
+
   mkPkgs =
     {
       build,
       host,
       setName,
       isStatic ? false,
+      # The set whose packages run on this set's build platform (pkgsBuildHost).
+      buildPkgs ? null,
     }:
     let
       d = name: extra: drv setName name extra;
       pkg = name: d name { meta.mainProgram = name; };
+      buildPlatform = platform build;
+      hostPlatform = platform host // {
+        inherit isStatic;
+      };
+
+      # pkgs/build-support/cc-wrapper/default.nix: the wrapper runs on the build platform
+      # and compiles for this set's host platform (its targetPlatform). Its programs carry
+      # targetPrefix, "<target config>-" when target and host platform differ, else "":
+      # the wrapped gcc and g++, cc and c++ links to them, and links to every program of
+      # the bintools wrapper (ar, ld, ...).
+      cc =
+        let
+          targetPrefix = if host.config != build.config then "${host.config}-" else "";
+        in
+        d "${targetPrefix}gcc-wrapper-15.2.0" {
+          inherit targetPrefix;
+          hostPlatform = buildPlatform;
+          targetPlatform = hostPlatform;
+          programs = map (p: targetPrefix + p) [
+            "gcc"
+            "cc"
+            "g++"
+            "c++"
+            "cpp"
+            # bintools wrapper
+            "ar"
+            "as"
+            "ld"
+            "nm"
+            "objcopy"
+            "objdump"
+            "ranlib"
+            "readelf"
+            "size"
+            "strings"
+            "strip"
+          ];
+        };
+
+      # pkgs/stdenv/generic/make-derivation.nix: doCheck defaults to false and is honoured
+      # only where the build platform can execute the host platform; setup.sh's
+      # genericBuild skips checkPhase unless doCheck is set, and the other phases on their
+      # dont* flags. As with a real derivation, the attributes given are attributes of
+      # the result, doCheck is the honoured value, and `phases` lists what runs, with
+      # each phase's script (the attribute of that name, else stdenv's generic one).
+      mkDerivation =
+        attrs:
+        let
+          doCheck = (attrs.doCheck or false) && buildPlatform.canExecute hostPlatform;
+          doInstallCheck = (attrs.doInstallCheck or false) && buildPlatform.canExecute hostPlatform;
+          list = name: attrs.${name} or [ ];
+          order =
+            attrs.phases or (
+              list "prePhases"
+              ++ [
+                "unpackPhase"
+                "patchPhase"
+              ]
+              ++ list "preConfigurePhases"
+              ++ [ "configurePhase" ]
+              ++ list "preBuildPhases"
+              ++ [
+                "buildPhase"
+                "checkPhase"
+              ]
+              ++ list "preInstallPhases"
+              ++ [ "installPhase" ]
+              ++ list "preFixupPhases"
+              ++ [
+                "fixupPhase"
+                "installCheckPhase"
+              ]
+              ++ list "preDistPhases"
+              ++ [ "distPhase" ]
+              ++ list "postPhases"
+            );
+          skipped = {
+            unpackPhase = isSet (attrs.dontUnpack or false);
+            patchPhase = isSet (attrs.dontPatch or false);
+            configurePhase = isSet (attrs.dontConfigure or false);
+            buildPhase = isSet (attrs.dontBuild or false);
+            checkPhase = !doCheck;
+            installPhase = isSet (attrs.dontInstall or false);
+            fixupPhase = isSet (attrs.dontFixup or false);
+            installCheckPhase = !doInstallCheck;
+            distPhase = !isSet (attrs.doDist or false);
+          };
+          runs = filter (phase: !(skipped.${phase} or false)) order;
+        in
+        removeAttrs attrs [
+          "meta"
+          "passthru"
+        ]
+        // d (attrs.name or "${attrs.pname}-${attrs.version}") {
+          inherit attrs doCheck doInstallCheck;
+          phases = map (name: {
+            inherit name;
+            script = attrs.${name} or "(stdenv's generic ${name})";
+          }) runs;
+        };
+
       self = {
         inherit lib;
         stdenv = {
-          buildPlatform = platform build;
-          hostPlatform = platform host // {
-            inherit isStatic;
-          };
+          inherit
+            buildPlatform
+            hostPlatform
+            cc
+            mkDerivation
+            ;
         };
+        # Spliced package sets, as crane's mkCrossToolchainEnv reads them.
+        pkgsBuildHost = if buildPkgs == null then self else buildPkgs;
+        pkgsBuildBuild = self.pkgsBuildHost;
+        pkgsHostTarget = self;
 
         callPackage =
           fn: args:
@@ -138,6 +273,8 @@ let
           }
           // passthru;
 
+        # Everything but the input lists, name and shellHook goes to mkDerivation, so it is
+        # in the environment `nix develop` exports (as is mkDerivation's `env`).
         mkShell =
           {
             name ? "nix-shell",
@@ -149,6 +286,18 @@ let
             propagatedNativeBuildInputs ? [ ],
             ...
           }@args:
+          let
+            rest = removeAttrs args [
+              "name"
+              "packages"
+              "inputsFrom"
+              "buildInputs"
+              "nativeBuildInputs"
+              "propagatedBuildInputs"
+              "propagatedNativeBuildInputs"
+              "shellHook"
+            ];
+          in
           d name {
             inherit args;
             resolved = {
@@ -161,6 +310,13 @@ let
                 propagatedNativeBuildInputs
                 ;
             };
+            env =
+              removeAttrs rest [
+                "env"
+                "meta"
+                "passthru"
+              ]
+              // rest.env or { };
           };
 
         # pkgs/by-name/fa/fakeNss/package.nix
@@ -310,34 +466,40 @@ let
     system:
     let
       p = platforms.${system};
+      pkgs =
+        mkPkgs {
+          build = p;
+          host = p;
+          setName = system;
+        }
+        // {
+          pkgsCross = {
+            musl64 = mkPkgs {
+              build = p;
+              host = platforms.musl64;
+              setName = "${system}/pkgsCross.musl64";
+              buildPkgs = pkgs;
+            };
+            aarch64-multiplatform-musl = mkPkgs {
+              build = p;
+              host = platforms.aarch64-multiplatform-musl;
+              setName = "${system}/pkgsCross.aarch64-multiplatform-musl";
+              buildPkgs = pkgs;
+            };
+          };
+          pkgsStatic = mkPkgs {
+            build = p;
+            host = p // {
+              config = "${p.cpu}-unknown-linux-musl";
+              libc = "musl";
+            };
+            setName = "${system}/pkgsStatic";
+            isStatic = true;
+            buildPkgs = pkgs;
+          };
+        };
     in
-    mkPkgs {
-      build = p;
-      host = p;
-      setName = system;
-    }
-    // {
-      pkgsCross = {
-        musl64 = mkPkgs {
-          build = p;
-          host = platforms.musl64;
-          setName = "${system}/pkgsCross.musl64";
-        };
-        aarch64-multiplatform-musl = mkPkgs {
-          build = p;
-          host = platforms.aarch64-multiplatform-musl;
-          setName = "${system}/pkgsCross.aarch64-multiplatform-musl";
-        };
-      };
-      pkgsStatic = mkPkgs {
-        build = p;
-        host = p // {
-          config = "${p.cpu}-unknown-linux-musl";
-        };
-        setName = "${system}/pkgsStatic";
-        isStatic = true;
-      };
-    };
+    pkgs;
 in
 {
   inherit lib;
