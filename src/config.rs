@@ -17,6 +17,7 @@ use std::{
 use serde::{de, Deserialize, Deserializer};
 
 use crate::duration::PromDuration;
+pub use crate::pattern::Pattern;
 
 /// The modules file used when none is given: blackbox_exporter's example module
 /// names, so a bare `lookout` probes with zero setup.
@@ -343,37 +344,6 @@ pub enum TlsVersion {
     /// TLS 1.3
     #[serde(rename = "TLS13")]
     Tls13,
-}
-
-/// A compiled regular expression in RE2 syntax, as Go's `regexp`.
-///
-/// regex-lite keeps Go's semantics where they matter: `\d`, `\w`, `\s` and
-/// `\b` are ASCII-only, and invalid UTF-8 in a body reads as U+FFFD. Unicode
-/// classes (`\p{Greek}`) are not supported and fail at load, by name.
-#[derive(Clone)]
-pub struct Pattern(pub regex_lite::Regex);
-
-impl Pattern {
-    /// Whether the pattern matches anywhere in `haystack` (unanchored).
-    pub fn is_match(&self, haystack: &[u8]) -> bool {
-        self.0.is_match(&String::from_utf8_lossy(haystack))
-    }
-}
-
-impl fmt::Debug for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0.as_str())
-    }
-}
-
-impl FromStr for Pattern {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        regex_lite::Regex::new(text)
-            .map(Pattern)
-            .map_err(|e| format!("invalid regexp {text:?}: {}", one_line(&e.to_string())))
-    }
 }
 
 impl<'de> Deserialize<'de> for Pattern {

@@ -16,6 +16,7 @@ mod error;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+mod pattern;
 pub mod policy;
 pub mod prober;
 pub mod process;

@@ -1,0 +1,291 @@
+//! Regular expressions as blackbox_exporter's Go `regexp` reads them, matched
+//! on bytes in linear time.
+//!
+//! regex-syntax parses RE2 syntax, which is Go's. Three things make the
+//! meaning Go's: `\d`, `\s`, `\w` and `\b` are rewritten to their ASCII forms
+//! in the syntax tree (Go's are ASCII-only; no Unicode class tables are linked
+//! in for them); repetition counts above 1000 are refused as Go refuses them;
+//! octal escapes (`\101`) are accepted. The pattern is compiled with Unicode
+//! on and UTF-8 validation off, so it matches a body's bytes where they are,
+//! with no lossy copy, and regex-automata's lazy DFA keeps a match linear in
+//! the body's length (a body regexp on 10 MiB takes milliseconds, not the
+//! seconds a backtracking or Pike VM engine can spend).
+//!
+//! Differences that remain, all rare in probe configurations: Unicode classes
+//! (`\pL`, `\p{Greek}`) are refused at load; `\Q...\E` and `\C` are refused; a
+//! byte that is not UTF-8 is matched by no `.` or negated class (Go reads it
+//! as U+FFFD).
+
+use std::{fmt, str::FromStr};
+
+use regex_automata::meta;
+use regex_syntax::ast::{
+    self, Ast, ClassBracketed, ClassPerl, ClassPerlKind, ClassSet, ClassSetItem, ClassSetRange,
+    ClassSetUnion, Flag, Flags, FlagsItem, FlagsItemKind, Group, GroupKind, Literal, LiteralKind,
+    RepetitionKind, RepetitionRange,
+};
+
+/// Go's limit on `{n}`, `{n,}` and `{n,m}`.
+const MAX_REPEAT: u32 = 1000;
+
+/// Compiled size limit: a pattern that needs more is refused at load rather
+/// than allowed to take the memory.
+const NFA_SIZE_LIMIT: usize = 4 << 20;
+
+/// A compiled regular expression with Go's RE2 semantics.
+#[derive(Clone)]
+pub struct Pattern {
+    source: String,
+    regex: meta::Regex,
+}
+
+impl Pattern {
+    /// Whether the pattern matches anywhere in `haystack` (unanchored).
+    pub fn is_match(&self, haystack: &[u8]) -> bool {
+        self.regex.is_match(haystack)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.source)
+    }
+}
+
+impl FromStr for Pattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = |why: &dyn fmt::Display| {
+            let why = why.to_string();
+            let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("invalid regexp {text:?}: {why}")
+        };
+        let mut ast = ast::parse::ParserBuilder::new()
+            .octal(true)
+            .build()
+            .parse(text)
+            .map_err(|e| invalid(&e.kind()))?;
+        go_semantics(&mut ast).map_err(|e| invalid(&e))?;
+        let hir = regex_syntax::hir::translate::TranslatorBuilder::new()
+            .unicode(true)
+            .utf8(false)
+            .build()
+            .translate(text, &ast)
+            .map_err(|e| invalid(&e.kind()))?;
+        let regex = meta::Builder::new()
+            .configure(meta::Config::new().nfa_size_limit(Some(NFA_SIZE_LIMIT)))
+            .build_from_hir(&hir)
+            .map_err(|e| invalid(&e))?;
+        Ok(Self {
+            source: text.to_owned(),
+            regex,
+        })
+    }
+}
+
+/// Rewrites `ast` in place to mean what Go means by it.
+fn go_semantics(ast: &mut Ast) -> Result<(), String> {
+    match ast {
+        Ast::ClassPerl(perl) => {
+            let class = ascii_perl_class(perl);
+            *ast = Ast::class_bracketed(class);
+        }
+        Ast::ClassBracketed(class) => go_class_set(&mut class.kind),
+        Ast::Assertion(assertion) => {
+            use ast::AssertionKind::{EndLine, EndText, StartLine, StartText};
+            if !matches!(assertion.kind, StartLine | EndLine | StartText | EndText) {
+                // Word boundaries: ASCII word characters, as Go's `\b`.
+                let span = assertion.span;
+                let inner = std::mem::replace(ast, Ast::empty(span));
+                *ast = Ast::group(Group {
+                    span,
+                    kind: GroupKind::NonCapturing(Flags {
+                        span,
+                        items: vec![
+                            FlagsItem {
+                                span,
+                                kind: FlagsItemKind::Negation,
+                            },
+                            FlagsItem {
+                                span,
+                                kind: FlagsItemKind::Flag(Flag::Unicode),
+                            },
+                        ],
+                    }),
+                    ast: Box::new(inner),
+                });
+            }
+        }
+        Ast::Repetition(repetition) => {
+            if let RepetitionKind::Range(
+                RepetitionRange::Exactly(n)
+                | RepetitionRange::AtLeast(n)
+                | RepetitionRange::Bounded(_, n),
+            ) = repetition.op.kind
+            {
+                if n > MAX_REPEAT {
+                    return Err(format!(
+                        "repetition count {n} is above Go's limit of {MAX_REPEAT}"
+                    ));
+                }
+            }
+            go_semantics(&mut repetition.ast)?;
+        }
+        Ast::Group(group) => go_semantics(&mut group.ast)?,
+        Ast::Alternation(alternation) => {
+            for ast in &mut alternation.asts {
+                go_semantics(ast)?;
+            }
+        }
+        Ast::Concat(concat) => {
+            for ast in &mut concat.asts {
+                go_semantics(ast)?;
+            }
+        }
+        Ast::Empty(_) | Ast::Flags(_) | Ast::Literal(_) | Ast::Dot(_) | Ast::ClassUnicode(_) => {}
+    }
+    Ok(())
+}
+
+fn go_class_set(set: &mut ClassSet) {
+    match set {
+        ClassSet::Item(item) => go_class_item(item),
+        ClassSet::BinaryOp(op) => {
+            go_class_set(&mut op.lhs);
+            go_class_set(&mut op.rhs);
+        }
+    }
+}
+
+fn go_class_item(item: &mut ClassSetItem) {
+    match item {
+        ClassSetItem::Perl(perl) => {
+            let class = ascii_perl_class(perl);
+            *item = ClassSetItem::Bracketed(Box::new(class));
+        }
+        ClassSetItem::Bracketed(class) => go_class_set(&mut class.kind),
+        ClassSetItem::Union(union) => union.items.iter_mut().for_each(go_class_item),
+        ClassSetItem::Empty(_)
+        | ClassSetItem::Literal(_)
+        | ClassSetItem::Range(_)
+        | ClassSetItem::Ascii(_)
+        | ClassSetItem::Unicode(_) => {}
+    }
+}
+
+/// Go's Perl classes: `\d` `[0-9]`, `\s` `[\t\n\f\r ]`, `\w` `[0-9A-Za-z_]`.
+fn ascii_perl_class(perl: &ClassPerl) -> ClassBracketed {
+    let span = perl.span;
+    let literal = |c| {
+        ClassSetItem::Literal(Literal {
+            span,
+            kind: LiteralKind::Verbatim,
+            c,
+        })
+    };
+    let range = |start, end| {
+        ClassSetItem::Range(ClassSetRange {
+            span,
+            start: Literal {
+                span,
+                kind: LiteralKind::Verbatim,
+                c: start,
+            },
+            end: Literal {
+                span,
+                kind: LiteralKind::Verbatim,
+                c: end,
+            },
+        })
+    };
+    let items = match perl.kind {
+        ClassPerlKind::Digit => vec![range('0', '9')],
+        ClassPerlKind::Space => ['\t', '\n', '\x0c', '\r', ' '].map(literal).to_vec(),
+        ClassPerlKind::Word => vec![
+            range('0', '9'),
+            range('A', 'Z'),
+            range('a', 'z'),
+            literal('_'),
+        ],
+    };
+    ClassBracketed {
+        span,
+        negated: perl.negated,
+        kind: ClassSet::union(ClassSetUnion { span, items }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, haystack: &[u8]) -> bool {
+        pattern.parse::<Pattern>().unwrap().is_match(haystack)
+    }
+
+    #[test]
+    fn perl_classes_and_word_boundaries_are_ascii_as_in_go() {
+        assert!(matches(r"^\d+$", b"123"));
+        assert!(!matches(r"\d", "٣".as_bytes()), "Arabic-Indic digit");
+        assert!(!matches(r"\w", "é".as_bytes()));
+        assert!(matches(r"\W", "é".as_bytes()));
+        assert!(!matches(r"\s", "\u{a0}".as_bytes()), "no-break space");
+        assert!(!matches(r"\s", b"\x0b"), "Go's \\s has no vertical tab");
+        assert!(matches(r"[\d_]", b"_") && matches(r"[^\D]", b"7"));
+        assert!(!matches(r"[^\D]", b"x"));
+        assert!(matches(r"\bok\b", b"it is ok."));
+        // é is no ASCII word character, so Go sees a boundary before "x".
+        assert!(matches(r"\bx", "éx".as_bytes()));
+        assert!(matches(r"caf\B", b"cafe"));
+    }
+
+    #[test]
+    fn dot_case_folding_and_literals_are_unicode() {
+        assert!(matches(r"^.$", "é".as_bytes()));
+        assert!(matches(r"(?i)ÉTÉ", "été".as_bytes()));
+        assert!(matches("naïve", "a naïve body".as_bytes()));
+        assert!(matches(r"\101", b"A"), "octal, as Go accepts it");
+        assert!(matches(r"\x{2603}", "☃".as_bytes()));
+    }
+
+    #[test]
+    fn bodies_are_bytes_and_need_not_be_utf8() {
+        assert!(matches("healthy", b"\xff\xfe status: healthy \xff"));
+        assert!(!matches("^a.b$", b"a\xffb"));
+    }
+
+    #[test]
+    fn what_go_refuses_is_refused_with_the_reason() {
+        for (pattern, reason) in [
+            ("a{1001}", "above Go's limit of 1000"),
+            ("(", "unclosed group"),
+            (r"\pL", "invalid regexp"),
+            ("a{2,1}", "invalid regexp"),
+        ] {
+            let err = pattern.parse::<Pattern>().unwrap_err();
+            assert!(err.contains(reason), "{pattern}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        assert!("a{1000}".parse::<Pattern>().is_ok());
+    }
+
+    #[test]
+    fn a_pattern_too_large_to_compile_is_refused_not_built() {
+        let err = "(((a{100}){100}){100})".parse::<Pattern>().unwrap_err();
+        assert!(err.contains("invalid regexp"), "{err}");
+    }
+
+    #[test]
+    fn a_10_mib_body_is_searched_in_full() {
+        // The attack from issue 12: with a Pike VM this took seconds.
+        let re: Pattern = "[0-9a-f]{32}Z".parse().unwrap();
+        let body = vec![b'a'; 10 << 20];
+        assert!(!re.is_match(&body));
+    }
+}
