@@ -9,10 +9,10 @@ use std::{path::Path, sync::OnceLock, time::Duration};
 
 use lookout::{
     api::ProbeRequest,
-    config::{Config, Module, TlsConfig, DEFAULT_MODULES},
+    config::{Config, Module, Pattern, TlsConfig, DEFAULT_MODULES},
     duration::PromDuration,
     policy::Rule,
-    prober::{self, Prober},
+    prober::{self, url, Prober},
 };
 
 /// What a fuzzed modules file is called in error messages.
@@ -237,6 +237,95 @@ pub(crate) fn policy_rule(data: &[u8]) {
         }
         Err(message) => {
             assert!(!message.contains('\n'), "error spans lines: {message:?}");
+        }
+    }
+}
+
+/// A `/probe` target and a redirect's `Location` (`target\nlocation`), read
+/// as Go's net/url reads them (`prober::url`).
+///
+/// - never panics;
+/// - a URL it accepts has a non-empty ASCII host name, a port that is a
+///   number or a one-line error, and a request target that could go on an
+///   HTTP/1.1 request line (starts with `/`, visible ASCII only);
+/// - what it accepts, written back out (`scheme://authority` and the request
+///   target), parses again to the same URL;
+/// - a Location resolved against an accepted target satisfies the same.
+pub(crate) fn target_url(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (target, location) = match text.split_once('\n') {
+        Some((target, location)) => (target, Some(location)),
+        None => (text.as_ref(), None),
+    };
+    let Ok(parsed) = url::parse_target(target) else {
+        return;
+    };
+    check_url(&parsed);
+    if let Some(location) = location {
+        match parsed.join(location) {
+            Ok((joined, _)) => check_url(&joined),
+            Err(error) => assert!(!error.contains(['\n', '\r']), "one line: {error:?}"),
+        }
+    }
+}
+
+fn check_url(parsed: &url::Url) {
+    assert!(
+        !parsed.hostname().is_empty() && parsed.hostname().is_ascii(),
+        "{parsed:?}"
+    );
+    if let Err(error) = parsed.port() {
+        assert!(!error.contains('\n'), "{error:?}");
+    }
+    let uri = parsed.request_uri();
+    assert!(uri.starts_with('/'), "{uri:?}");
+    assert!(uri.bytes().all(|b| b.is_ascii_graphic()), "{uri:?}");
+    // The authority is kept decoded (as Go's URL.Host); a zone's `%` is
+    // written back escaped, as Go's String() does.
+    let written = format!(
+        "{}://{}{uri}",
+        parsed.scheme(),
+        parsed.authority().replace('%', "%25")
+    );
+    let again = url::Url::parse(&written)
+        .unwrap_or_else(|e| panic!("{written:?} does not parse again: {e}"));
+    assert_eq!(
+        (
+            again.hostname(),
+            again.port(),
+            again.request_uri(),
+            again.authority()
+        ),
+        (
+            parsed.hostname(),
+            parsed.port(),
+            uri.clone(),
+            parsed.authority()
+        ),
+        "{written:?}"
+    );
+}
+
+/// A regexp of a modules file (`Pattern`, Go's RE2 semantics), and a haystack
+/// (`regexp\nhaystack`).
+///
+/// - never panics, compiling or matching;
+/// - an error is one line that says the regexp is invalid;
+/// - a pattern made only of letters and digits finds itself.
+pub(crate) fn regexp(data: &[u8]) {
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let (pattern, haystack) = data.split_at(split);
+    let pattern = String::from_utf8_lossy(pattern);
+    match pattern.parse::<Pattern>() {
+        Ok(compiled) => {
+            let _ = compiled.is_match(haystack);
+            if !pattern.is_empty() && pattern.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                assert!(compiled.is_match(pattern.as_bytes()), "{pattern:?}");
+            }
+        }
+        Err(error) => {
+            assert!(error.starts_with("invalid regexp"), "{error:?}");
+            assert!(!error.contains(['\n', '\r']), "one line: {error:?}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The admin listener (default `:9090`), for the platform rather than users:
 //!
 //! - `GET /healthz`: 200 while the process runs (liveness).
-//! - `GET /readyz`: 200 once warm and until shutdown begins, 503 otherwise.
+//! - `GET /readyz`: 200 once warm, until shutdown begins, and while the probe
+//!   listener answers; 503 otherwise.
 //! - `GET /metrics`: lookout's own metrics (OpenMetrics text).
 //! - `POST /-/reload`: reload the modules file, as SIGHUP does.
 
@@ -30,13 +31,22 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.health().readiness() {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(NotReady::WarmingUp) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: warming up\n"),
-        Err(NotReady::ShuttingDown) => (
+    let not_ready = |why: &str| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: shutting down\n",
-        ),
+            format!("not ready: {why}\n"),
+        )
+    };
+    match state.health().readiness() {
+        Err(NotReady::WarmingUp) => not_ready("warming up"),
+        Err(NotReady::ShuttingDown) => not_ready("shutting down"),
+        Ok(()) => match state.probe_listener_answers().await {
+            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+            Err(why) => {
+                tracing::warn!(reason = %why, "not ready: the probe listener does not answer");
+                not_ready(&format!("the probe listener does not answer: {why}"))
+            }
+        },
     }
 }
 

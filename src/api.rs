@@ -15,8 +15,8 @@ use axum::{
 };
 
 use crate::{
-    metrics::{ModuleLabels, ProbeLabels},
-    prober::{self, report, PreparedModule, ProbeOptions, Prober},
+    metrics::{ModuleLabels, ProbeLabels, RejectLabels},
+    prober::{self, report, PreparedModule, ProbeOptions, Prober, Ticket},
     state::AppState,
 };
 
@@ -89,6 +89,8 @@ impl ProbeRequest {
                 )
             });
         };
+        // An empty header is no header, as with Go's `Header.Get(...) != ""`.
+        let scrape_timeout = scrape_timeout.filter(|v| !v.is_empty());
         let scrape_timeout = match scrape_timeout.map(|v| std::str::from_utf8(v).map(parse_seconds))
         {
             None => None,
@@ -195,22 +197,47 @@ async fn probe(
     };
     let module = &request.module;
     let metrics = state.metrics();
-    let Some(_permit) = state.try_probe_permit() else {
-        metrics.probes_rejected.inc();
-        let body = format!(
-            "Too many concurrent probes (limit {}); retry later\n",
-            state.max_probes()
-        );
-        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    let refuse = |reason: &'static str, body: String| {
+        metrics
+            .probes_rejected
+            .get_or_create(&RejectLabels { reason })
+            .inc();
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     };
+    let Some(slot) = state.try_probe_permit() else {
+        return refuse(
+            "concurrency",
+            format!(
+                "Too many concurrent probes (limit {}); retry later\n",
+                state.max_probes()
+            ),
+        );
+    };
+    let Some(memory) = state.try_memory(module.memory_cost) else {
+        return refuse(
+            "memory",
+            format!(
+                "Probes need more memory than is free (limit {} MiB); retry later\n",
+                state.max_memory() >> 20
+            ),
+        );
+    };
+    // Held by the probe and by any blocking work it leaves behind.
+    let ticket = Ticket::new(slot, memory);
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
     let deadline = prober::timeout(request.scrape_timeout, &module.config);
     let options = ProbeOptions {
         hostname: request.hostname.as_deref(),
         policy: state.policy(),
+        ticket: &ticket,
+        matches: state.matches(),
     };
     let report = prober::run(module, &request.target, deadline, options).await;
     drop(in_flight);
+    drop(ticket);
+    if let Some(reason) = report.refused() {
+        return refuse("matches", format!("{reason}\n"));
+    }
     let module_labels = ModuleLabels {
         module: module.name.clone(),
     };
@@ -300,6 +327,9 @@ mod tests {
             refused("module=http_2xx", None).body,
             "Target parameter is missing\n"
         );
+        // An empty timeout header is no header.
+        assert!(ProbeRequest::parse("target=x", Some(b""), &prober)
+            .is_ok_and(|r| r.scrape_timeout.is_none()));
         assert_eq!(
             refused("target=", None).body,
             "Target parameter is missing\n"

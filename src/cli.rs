@@ -6,12 +6,13 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{error::ErrorKind, Parser, Subcommand};
 
 use crate::{
-    config::ConfigSource,
+    config::{ByteSize, ConfigSource},
     duration::PromDuration,
     policy::{Rule, TargetPolicy},
     prober::DEFAULT_MODULE,
     serve::Limits,
     server::{Settings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN},
+    state::ProbeLimits,
     telemetry::LogFormat,
 };
 
@@ -31,10 +32,14 @@ pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
 pub const ENV_MAX_CONNECTIONS: &str = "LOOKOUT_MAX_CONNECTIONS";
 /// Environment variable: time allowed for a request's headers.
 pub const ENV_HEADER_READ_TIMEOUT: &str = "LOOKOUT_HEADER_READ_TIMEOUT";
+/// Environment variable: age after which connections are asked to close.
+pub const ENV_MAX_CONNECTION_AGE: &str = "LOOKOUT_MAX_CONNECTION_AGE";
 /// Environment variable: largest request head.
 pub const ENV_MAX_HEADER_BYTES: &str = "LOOKOUT_MAX_HEADER_BYTES";
 /// Environment variable: probes running at once.
 pub const ENV_MAX_CONCURRENT_PROBES: &str = "LOOKOUT_MAX_CONCURRENT_PROBES";
+/// Environment variable: memory all running probes may need together.
+pub const ENV_MAX_PROBE_MEMORY: &str = "LOOKOUT_MAX_PROBE_MEMORY";
 /// Environment variable: targets that may be probed.
 pub const ENV_ALLOW_TARGETS: &str = "LOOKOUT_ALLOW_TARGETS";
 /// Environment variable: targets that may not be probed.
@@ -95,6 +100,12 @@ pub struct Cli {
     #[arg(long, env = ENV_HEADER_READ_TIMEOUT, default_value = "5s", value_name = "DURATION", help_heading = "Limits")]
     pub header_read_timeout: PromDuration,
 
+    /// Ask a connection to close after about this long (±10 %): `Connection: close` on the next
+    /// HTTP/1 response, GOAWAY on HTTP/2, never cutting a request. Scrapers reconnect, so new
+    /// replicas behind a Service get their share. 0 keeps connections as long as clients do.
+    #[arg(long, env = ENV_MAX_CONNECTION_AGE, default_value = "5m", value_name = "DURATION", help_heading = "Limits")]
+    pub max_connection_age: PromDuration,
+
     /// Largest request head in bytes (at least 8192).
     #[arg(long, env = ENV_MAX_HEADER_BYTES, default_value_t = 16384, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(8192..), help_heading = "Limits")]
@@ -104,6 +115,14 @@ pub struct Cli {
     #[arg(long, env = ENV_MAX_CONCURRENT_PROBES, default_value_t = 512, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
     pub max_concurrent_probes: u32,
+
+    /// Memory all running probes may need together. A probe reserves what it may need when it
+    /// starts (128 KiB and a 256 KiB response head, plus its module's body limit when a body
+    /// regexp keeps the body); one that does not fit is answered 503 and counted in
+    /// lookout_probes_rejected_total{reason="memory"}. Keep it below the container's memory limit.
+    #[arg(long, env = ENV_MAX_PROBE_MEMORY, default_value = "256MiB", value_name = "BYTES",
+          help_heading = "Limits")]
+    pub max_probe_memory: ByteSize,
 
     /// Only these targets may be probed: host names, *.domains, IPs or networks (comma-separated or repeated).
     /// Checked against the resolved address of every connection, redirects included.
@@ -179,8 +198,12 @@ impl Cli {
                 max_connections: self.max_connections as usize,
                 header_read_timeout: self.header_read_timeout.into(),
                 max_header_bytes: self.max_header_bytes as usize,
+                max_connection_age: Some(self.max_connection_age.0).filter(|age| !age.is_zero()),
             },
-            max_concurrent_probes: self.max_concurrent_probes as usize,
+            probe_limits: ProbeLimits {
+                max_probes: self.max_concurrent_probes as usize,
+                max_memory: self.max_probe_memory.0,
+            },
             policy: self.policy(),
             tls: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
             basic_auth_file: self.basic_auth_file.clone(),

@@ -21,6 +21,16 @@ pub enum Error {
         /// What was wrong with its TLS settings.
         cause: TlsError,
     },
+    /// A module's probe needs more memory than the whole probe budget.
+    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit and a response head), more than --max-probe-memory ({budget} bytes)")]
+    Memory {
+        /// Module name.
+        module: String,
+        /// Bytes one probe may need.
+        needs: u64,
+        /// The budget.
+        budget: u64,
+    },
     /// `lookout probe --module` names no configured module.
     #[error("unknown module {module:?} (modules: {known})")]
     UnknownModule {
@@ -58,6 +68,7 @@ impl Error {
         match self {
             Self::Config(_)
             | Self::Module { .. }
+            | Self::Memory { .. }
             | Self::UnknownModule { .. }
             | Self::Access(_)
             | Self::LogFilter(_) => 2,

@@ -1,11 +1,96 @@
 //! Liveness and readiness.
 //!
 //! Liveness (`/healthz`) is simply "the process answers". Readiness
-//! (`/readyz`) is false until the warm-up has built every module, and false
+//! (`/readyz`) is false until the warm-up has built every module, false
 //! again from the first moment of shutdown, so endpoint controllers stop
-//! sending traffic before the listeners close.
+//! sending traffic before the listeners close, and false while the probe
+//! listener does not answer a request of its own (an accept loop that is
+//! stuck, a listener that closed): the admin port answering says nothing
+//! about the port Prometheus scrapes. Reaching the probe limit leaves a pod
+//! ready: the check asks `/-/healthy`, which runs no probe, so pods do not
+//! drop out one after another under load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use rustls::{pki_types::ServerName, ClientConfig};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
+    net::TcpStream,
+};
+
+/// How long the probe listener has to answer the readiness check (the
+/// kubelet's readiness probe gives `/readyz` two seconds).
+const LISTENER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Asks the probe listener for `/-/healthy` over a fresh loopback connection,
+/// as a scraper would reach it (TLS included).
+#[derive(Debug, Clone)]
+pub struct ListenerCheck {
+    addr: SocketAddr,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+impl ListenerCheck {
+    /// A check of the listener bound to `bound`; `tls` when it serves TLS.
+    pub fn new(bound: SocketAddr, tls: bool) -> Self {
+        // A wildcard address is reached through loopback.
+        let ip = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Self {
+            addr: SocketAddr::new(ip, bound.port()),
+            tls: tls.then(crate::tls::self_check_config),
+        }
+    }
+
+    /// `Ok` when the listener answered 200 in time.
+    pub async fn answers(&self) -> Result<(), String> {
+        tokio::time::timeout(LISTENER_CHECK_TIMEOUT, self.ask())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {LISTENER_CHECK_TIMEOUT:?}")))
+    }
+
+    async fn ask(&self) -> Result<(), String> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.addr))?;
+        match &self.tls {
+            None => healthy(tcp).await,
+            Some(config) => {
+                let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake: {e}"))?;
+                healthy(tls).await
+            }
+        }
+    }
+}
+
+async fn healthy(mut io: impl AsyncRead + AsyncWrite + Unpin) -> Result<(), String> {
+    io.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| format!("sending the request: {e}"))?;
+    let mut head = [0u8; 16];
+    io.read_exact(&mut head)
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    if head.starts_with(b"HTTP/1.1 200 ") {
+        Ok(())
+    } else {
+        Err(format!("answered {:?}", String::from_utf8_lossy(&head)))
+    }
+}
 
 /// Readiness state shared by the warm-up, the admin server and shutdown.
 #[derive(Debug, Default)]

@@ -58,9 +58,13 @@ pub async fn probe_once(
         });
     };
     let deadline = deadline.unwrap_or_else(|| prober::timeout(None, &prepared.config));
+    let ticket = prober::Ticket::default();
+    let matches = prober::MatchSlots::per_cpu(Default::default());
     let options = prober::ProbeOptions {
         hostname: None,
         policy,
+        ticket: &ticket,
+        matches: &matches,
     };
     Ok(prober::run(prepared, target, deadline, options).await)
 }

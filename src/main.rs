@@ -96,11 +96,16 @@ fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let source = cli.config_source();
     // Parse before binding anything: bad input must exit 2 without side effects.
     let config = source.load().map_err(lookout::Error::from)?;
+    let settings = cli.settings();
+    // Blocking threads run name lookups and body matches, each holding a probe
+    // slot until it ends (see prober::limits): the probe limit bounds them; the
+    // rest is for reloads and file reads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(settings.probe_limits.max_probes + 16)
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(lookout::server::run(cli.settings(), source, config));
+    let outcome = runtime.block_on(lookout::server::run(settings, source, config));
     // Do not wait for stragglers (a DNS lookup on a blocking thread): the
     // shutdown sequence already gave requests their time.
     runtime.shutdown_background();

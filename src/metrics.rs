@@ -37,8 +37,8 @@ pub const GIT_REVISION: &str = match option_env!("LOOKOUT_GIT_REVISION") {
 pub struct RequestLabels {
     /// Route template, or `unmatched`.
     pub route: String,
-    /// Request method.
-    pub method: String,
+    /// Request method, from a fixed set (see `middleware`).
+    pub method: &'static str,
     /// Response status code.
     pub status: u16,
 }
@@ -50,6 +50,14 @@ pub struct ProbeLabels {
     pub module: String,
     /// `success` or `failure`.
     pub result: &'static str,
+}
+
+/// Why a probe was refused with 503.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// `concurrency` (the probe limit), `memory` (the memory budget) or
+    /// `matches` (every body-match slot busy).
+    pub reason: &'static str,
 }
 
 /// Labels naming a module.
@@ -99,8 +107,12 @@ pub struct Metrics {
     pub probe_duration: Family<ModuleLabels, Histogram, Buckets>,
     /// Probes running now.
     pub probes_in_flight: Gauge,
-    /// Probes refused because too many were running.
-    pub probes_rejected: Counter,
+    /// Probes refused with 503, by reason.
+    pub probes_rejected: Family<RejectLabels, Counter>,
+    /// Body regexp matches running now (they may outlive their probe).
+    pub body_matches_running: Gauge,
+    /// How many body matches may run at once.
+    pub body_match_slots: Gauge,
     /// `/probe` requests naming a module that does not exist.
     pub module_unknown: Counter,
 }
@@ -166,11 +178,24 @@ impl Metrics {
             "Probes running now",
             probes_in_flight.clone(),
         );
-        let probes_rejected = Counter::default();
+        let probes_rejected = Family::<RejectLabels, Counter>::default();
         registry.register(
             "lookout_probes_rejected",
-            "Probes refused with 503 because the concurrency limit was reached",
+            "Probes refused with 503, by reason: the concurrency limit, the memory budget, or busy body-match slots",
             probes_rejected.clone(),
+        );
+
+        let body_matches_running = Gauge::default();
+        registry.register(
+            "lookout_body_matches_running",
+            "Body regexp matches running now, on their own threads; one may outlive its probe's deadline",
+            body_matches_running.clone(),
+        );
+        let body_match_slots = Gauge::default();
+        registry.register(
+            "lookout_body_match_slots",
+            "Body regexp matches that may run at once; probes that find every slot busy are answered 503",
+            body_match_slots.clone(),
         );
 
         let module_unknown = Counter::default();
@@ -192,6 +217,8 @@ impl Metrics {
             probe_duration,
             probes_in_flight,
             probes_rejected,
+            body_matches_running,
+            body_match_slots,
             module_unknown,
         }
     }

@@ -13,9 +13,12 @@ use crate::{config::Config, prober::Prober, state::AppState, Error};
 pub async fn reload(state: &AppState) -> Result<usize, Error> {
     let _guard = state.reload_guard().await;
     let source = state.source().clone();
+    let budget = state.max_memory();
     let built = tokio::task::spawn_blocking(move || -> Result<Prober, Error> {
         let config = source.load()?;
-        Prober::build(&config)
+        let prober = Prober::build(&config)?;
+        prober.fit(budget)?;
+        Ok(prober)
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))
@@ -37,9 +40,14 @@ pub async fn reload(state: &AppState) -> Result<usize, Error> {
 
 /// Builds the modules of an already parsed configuration at start-up.
 pub async fn warm_up(state: &AppState, config: Config) -> Result<(), Error> {
-    let prober = tokio::task::spawn_blocking(move || Prober::build(&config))
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+    let budget = state.max_memory();
+    let prober = tokio::task::spawn_blocking(move || {
+        let prober = Prober::build(&config)?;
+        prober.fit(budget)?;
+        Ok::<_, Error>(prober)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
     let names = prober.module_names().collect::<Vec<_>>().join(",");
     install(state, prober);
     state.health().set_warm();

@@ -18,12 +18,13 @@ use crate::{
     admin, api,
     auth::{self, Auth},
     config::{Config, ConfigSource},
+    health::ListenerCheck,
     middleware::observe,
     policy::TargetPolicy,
     reload,
     serve::{self, Limits, ListenerTls},
     shutdown::{self, Outcome, Signals, Timing},
-    state::AppState,
+    state::{AppState, ProbeLimits},
     Error,
 };
 
@@ -45,8 +46,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Connection limits of both listeners.
     pub limits: Limits,
-    /// Probes running at once.
-    pub max_concurrent_probes: usize,
+    /// Probes running at once, and the memory they may need together.
+    pub probe_limits: ProbeLimits,
     /// Who may probe what.
     pub policy: TargetPolicy,
     /// Certificate and key files for TLS on both listeners.
@@ -100,12 +101,13 @@ pub async fn run(
         (None, None) => None,
     };
 
-    let state = AppState::new(
-        source,
-        settings.max_concurrent_probes,
-        settings.policy.clone(),
-    );
+    let state = AppState::new(source, settings.probe_limits, settings.policy.clone());
     let probe_listener = bind(settings.listen, "probe").await?;
+    let probe_addr = probe_listener.local_addr().map_err(|cause| Error::Bind {
+        addr: settings.listen,
+        cause,
+    })?;
+    state.set_probe_listener(ListenerCheck::new(probe_addr, tls.is_some()));
     let admin_listener = bind(settings.admin_listen, "admin").await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -5,7 +5,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::Semaphore;
 
 use crate::{
-    config::ConfigSource, health::Health, metrics::Metrics, policy::TargetPolicy, prober::Prober,
+    config::ConfigSource,
+    health::{Health, ListenerCheck},
+    metrics::Metrics,
+    policy::TargetPolicy,
+    prober::{MatchSlots, Prober},
 };
 
 /// Cheap to clone: everything lives behind one `Arc`.
@@ -23,28 +27,87 @@ struct Shared {
     /// One permit per probe that may run at once.
     probe_permits: Arc<Semaphore>,
     max_probes: usize,
+    /// The probe memory budget, one permit per KiB.
+    memory_permits: Arc<Semaphore>,
+    max_memory: u64,
+    matches: MatchSlots,
     policy: TargetPolicy,
+    /// Set once the probe listener is bound.
+    probe_listener: std::sync::OnceLock<ListenerCheck>,
+}
+
+/// What bounds the probes of a server.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeLimits {
+    /// Probes running at once.
+    pub max_probes: usize,
+    /// Bytes all running probes may need together, at most.
+    pub max_memory: u64,
 }
 
 impl AppState {
-    /// State for a server that reads its modules from `source`, runs at most
-    /// `max_probes` probes at once and applies `policy` to every target.
-    pub fn new(source: ConfigSource, max_probes: usize, policy: TargetPolicy) -> Self {
+    /// State for a server that reads its modules from `source`, runs probes
+    /// within `limits` and applies `policy` to every target.
+    pub fn new(source: ConfigSource, limits: ProbeLimits, policy: TargetPolicy) -> Self {
+        let kib = usize::try_from(limits.max_memory >> 10)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        let metrics = Metrics::new();
+        let matches = MatchSlots::per_cpu(metrics.body_matches_running.clone());
+        metrics
+            .body_match_slots
+            .set(i64::try_from(matches.count()).unwrap_or(i64::MAX));
         Self(Arc::new(Shared {
             health: Health::default(),
-            metrics: Metrics::new(),
+            metrics,
             source,
             prober: RwLock::new(None),
             reload: tokio::sync::Mutex::new(()),
-            probe_permits: Arc::new(Semaphore::new(max_probes)),
-            max_probes,
+            probe_permits: Arc::new(Semaphore::new(limits.max_probes)),
+            max_probes: limits.max_probes,
+            memory_permits: Arc::new(Semaphore::new(kib)),
+            max_memory: limits.max_memory,
+            matches,
             policy,
+            probe_listener: std::sync::OnceLock::new(),
         }))
     }
 
     /// A permit to run one probe, or `None` when the limit is reached.
     pub fn try_probe_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         Arc::clone(&self.0.probe_permits).try_acquire_owned().ok()
+    }
+
+    /// `bytes` of the memory budget, or `None` when that much is not free.
+    pub fn try_memory(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
+        Arc::clone(&self.0.memory_permits)
+            .try_acquire_many_owned(kib)
+            .ok()
+    }
+
+    /// The probe memory budget in bytes.
+    pub fn max_memory(&self) -> u64 {
+        self.0.max_memory
+    }
+
+    /// Records how to reach the probe listener, for readiness.
+    pub fn set_probe_listener(&self, check: ListenerCheck) {
+        let _ = self.0.probe_listener.set(check);
+    }
+
+    /// Whether the probe listener answers (`Ok` before it is bound: the
+    /// warm-up keeps readiness off until then anyway).
+    pub async fn probe_listener_answers(&self) -> Result<(), String> {
+        match self.0.probe_listener.get() {
+            Some(check) => check.answers().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Body matches that may run at once.
+    pub fn matches(&self) -> &MatchSlots {
+        &self.0.matches
     }
 
     /// The concurrent probe limit.

@@ -6,7 +6,7 @@
 //! (`info,lookout=debug`). That is tracing-subscriber's `Targets` filter:
 //! EnvFilter's span and field filters would cost a regex engine in the binary.
 
-use std::str::FromStr as _;
+use std::{io::IsTerminal as _, str::FromStr as _};
 
 use tracing_subscriber::{
     filter::{LevelFilter, Targets},
@@ -36,7 +36,13 @@ pub fn init(format: LogFormat) -> Result<(), Error> {
             .map_err(|e| Error::LogFilter(format!("{directives:?}: {e}")))?,
         _ => Targets::new().with_default(LevelFilter::INFO),
     };
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // The filter above decides; the builder's own INFO cap would hide debug
+    // lines whatever RUST_LOG says. Colours only for a terminal, never for a
+    // log pipeline.
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(LevelFilter::TRACE)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests that run several servers in one process) keeps the
     // first subscriber; that is not an error worth stopping for.
     let _ = match format {

@@ -164,6 +164,22 @@ fn versions(
     .collect()
 }
 
+/// A client configuration for the readiness check of lookout's own probe
+/// listener: it connects to itself over loopback, so there is nothing to
+/// verify (the handshake's signature still is).
+pub(crate) fn self_check_config() -> Arc<ClientConfig> {
+    let provider = provider();
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls' default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
+            provider.signature_verification_algorithms,
+        )))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 /// A PEM file's private key; an error names the file.
 pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|cause| TlsError::Pem {

@@ -8,7 +8,6 @@
 //! hop is done or the probe's deadline drops this future.
 
 use std::{
-    borrow::Cow,
     net::{IpAddr, SocketAddr},
     time::{Instant, UNIX_EPOCH},
 };
@@ -17,7 +16,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{
     header::{self, HeaderName, HeaderValue},
-    Method, Request, Response, Uri, Version,
+    Method, Request, Response, Version,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -35,10 +34,11 @@ use super::{
     },
     resolve,
     tls_info::{self, TlsState},
+    url::{self, Url},
     PreparedModule, ProbeOptions,
 };
 use crate::{
-    config::{HeaderMatch, HttpProbe, HttpVersion},
+    config::{HeaderMatch, HttpProbe, HttpVersion, Pattern},
     policy::TargetPolicy,
 };
 
@@ -48,6 +48,14 @@ const MAX_REDIRECTS: u32 = 10;
 /// Body cap when a module sets no `body_size_limit` (blackbox_exporter reads
 /// without limit): an endless body must not become endless memory or time.
 pub(crate) const DEFAULT_BODY_LIMIT: u64 = 10 << 20;
+
+/// The largest response head read (status line and headers): blackbox_exporter
+/// (Go) reads up to 10 MiB; real servers stay far below this, and each probe
+/// in flight may hold one (the memory budget counts it).
+pub(crate) const MAX_RESPONSE_HEAD: usize = 256 << 10;
+
+/// Most header fields in a response head (hyper's default is 100).
+const MAX_RESPONSE_FIELDS: usize = 1000;
 
 /// Sent unless the module sets its own User-Agent.
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
@@ -85,7 +93,7 @@ pub(super) async fn probe(
 
 /// One request of the chain, as sent.
 struct Hop {
-    url: Uri,
+    url: Url,
     ip: IpAddr,
     method: Method,
     body: Option<Bytes>,
@@ -113,25 +121,15 @@ async fn run(
     options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<bool, String> {
-    // Without a scheme the target is plain http (case-sensitive, as in 0.23).
-    // Another scheme is refused before any lookup: blackbox_exporter would
-    // prepend http:// and resolve the scheme's name as a host.
-    let target: Cow<'_, str> = if target.starts_with("http://") || target.starts_with("https://") {
-        target.into()
-    } else if let Some((scheme, _)) = target.split_once("://") {
-        return Err(format!("unsupported scheme {scheme:?}: http and https are"));
-    } else {
-        format!("http://{target}").into()
-    };
-    let url: Uri = target
-        .parse()
-        .map_err(|e| format!("invalid target URL {target:?}: {e}"))?;
-    let host = url_host(&url).ok_or_else(|| format!("no host in target URL {target:?}"))?;
-
+    let url = url::parse_target(target)?;
+    let host = url.hostname().to_owned();
+    // Before any lookup: a denied name is never even resolved.
+    options.policy.check_name(&host)?;
     let (ip, lookup) = match resolve::choose_protocol(
         &host,
         config.preferred_ip_protocol,
         config.ip_protocol_fallback,
+        options.ticket,
         report,
     )
     .await
@@ -152,11 +150,20 @@ async fn run(
             .find(|(k, _)| k.eq_ignore_ascii_case("host"))
             .map(|(_, v)| v.clone())
     });
+    if let Some(claimed) = &host_override {
+        options
+            .policy
+            .check_host_header(url::hostname_of(claimed))?;
+    }
     let server_name = config
         .tls_config
         .server_name
         .clone()
-        .or_else(|| host_override.as_deref().map(strip_port))
+        .or_else(|| {
+            host_override
+                .as_deref()
+                .map(|h| url::hostname_of(h).to_owned())
+        })
         .unwrap_or_else(|| host.clone());
     let mut hop = Hop {
         url,
@@ -176,9 +183,11 @@ async fn run(
             .response
             .headers()
             .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let Some(location) = location.filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308))
+            // Raw UTF-8 is followed, as Go follows it (sent percent-encoded).
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        // A 3xx without a Location is the final response, as with Go's client.
+        let Some(location) =
+            location.filter(|l| !l.is_empty() && matches!(status, 301 | 302 | 303 | 307 | 308))
         else {
             break (exchange, false);
         };
@@ -189,10 +198,10 @@ async fn run(
         if !config.follows_redirects() || redirects > MAX_REDIRECTS {
             break (exchange, true);
         }
-        hop = next_hop(hop, &location, status, &host, report).await?;
+        hop = next_hop(hop, &location, status, &host, options, report).await?;
     };
 
-    finish(module, config, exchange, refused, report).await
+    finish(module, config, exchange, refused, options, report).await
 }
 
 /// Checks and metrics of the final response.
@@ -201,6 +210,7 @@ async fn finish(
     config: &HttpProbe,
     exchange: Exchange,
     refused_redirect: bool,
+    options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<bool, String> {
     let Exchange {
@@ -272,7 +282,21 @@ async fn finish(
         };
         let body = read_body(response.into_body(), limit, wants_body, report).await;
         if success && wants_body {
-            let body_ok = body.error.is_none() && check_body(config, &body.kept);
+            let body_ok = if body.error.is_some() {
+                false
+            } else {
+                match match_body(config, body.kept, options).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(reason)) => {
+                        tracing::debug!(%reason, "body regexp check failed");
+                        false
+                    }
+                    Err(Busy(reason)) => {
+                        report.refuse(reason);
+                        return Ok(false);
+                    }
+                }
+            };
             report.set(FAILED_DUE_TO_REGEX, if body_ok { 0.0 } else { 1.0 });
             success = body_ok;
         }
@@ -323,12 +347,11 @@ async fn round_trip(
     for phase in PHASES {
         report.add_labeled(HTTP_DURATION, &[phase], 0.0);
     }
-    let https = hop.url.scheme_str() == Some("https");
-    let port = hop.url.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let addr = SocketAddr::new(hop.ip, port);
+    let https = hop.url.is_https();
+    let addr = SocketAddr::new(hop.ip, hop.url.port()?);
     // After resolution and on every hop: a name or a redirect cannot reach a
     // denied address.
-    policy.check(&url_host(&hop.url).unwrap_or_default(), hop.ip)?;
+    policy.check(hop.url.hostname(), hop.ip)?;
 
     let start = Instant::now();
     let tcp = TcpStream::connect(addr)
@@ -379,7 +402,9 @@ where
     let io = TokioIo::new(io);
     if h2 {
         let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .max_header_list_size(MAX_RESPONSE_HEAD as u32)
+                .handshake(io)
                 .await
                 .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
         let guard = AbortOnDrop::spawn(connection);
@@ -389,7 +414,10 @@ where
             .map_err(|e| format!("HTTP/2 request: {e}"))?;
         Ok((response, guard))
     } else {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(MAX_RESPONSE_HEAD)
+            .max_headers(MAX_RESPONSE_FIELDS)
+            .handshake(io)
             .await
             .map_err(|e| format!("HTTP/1.1 handshake: {e}"))?;
         let guard = AbortOnDrop::spawn(connection);
@@ -406,28 +434,24 @@ async fn build_request(
     hop: &Hop,
     h2: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
-    let authority = match &hop.host_override {
-        Some(host) => host.clone(),
-        None => hop
-            .url
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default(),
-    };
-    let path = hop.url.path_and_query().map_or("/", |p| p.as_str());
+    let authority = hop
+        .host_override
+        .as_deref()
+        .unwrap_or_else(|| hop.url.authority());
+    let path = hop.url.request_uri();
     // HTTP/1.1 takes the origin form plus Host; HTTP/2 the absolute form,
     // from which hyper derives :authority.
     let uri = if h2 {
-        format!("https://{authority}{path}")
+        format!("{}://{authority}{path}", hop.url.scheme())
     } else {
-        path.to_owned()
+        path
     };
     let mut builder = Request::builder().method(hop.method.clone()).uri(uri);
     let headers = builder.headers_mut().ok_or("invalid request")?;
     if !h2 {
         headers.insert(
             header::HOST,
-            HeaderValue::from_str(&authority).map_err(|_| format!("invalid Host {authority:?}"))?,
+            HeaderValue::from_str(authority).map_err(|_| format!("invalid Host {authority:?}"))?,
         );
         // Keep-alive is pointless for a one-shot probe; say so to the server.
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -445,10 +469,15 @@ async fn build_request(
             headers.insert(name, value);
         }
     }
-    if hop.send_authorization {
-        if let Some(value) = authorization(config).await? {
-            headers.insert(header::AUTHORIZATION, value);
-        }
+    // Credentials in the URL win, as with Go's client; the module's go only
+    // to the first host and its subdomains.
+    let credentials = match hop.url.user() {
+        Some((user, password)) => Some(basic(user, password)?),
+        None if hop.send_authorization => authorization(config).await?,
+        None => None,
+    };
+    if let Some(value) = credentials {
+        headers.insert(header::AUTHORIZATION, value);
     }
     builder
         .body(Full::new(hop.body.clone().unwrap_or_default()))
@@ -470,11 +499,7 @@ async fn authorization(config: &HttpProbe) -> Result<Option<HeaderValue>, String
             (None, None) => String::new(),
         };
         // Prometheus' client trims the password, from a value or a file.
-        let credentials = format!("{}:{}", auth.username, password.trim());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        )
+        return basic(&auth.username, password.trim()).map(Some);
     } else if let Some(token) = &config.bearer_token {
         format!("Bearer {}", token.0.trim())
     } else if let Some(path) = &config.bearer_token_file {
@@ -488,25 +513,37 @@ async fn authorization(config: &HttpProbe) -> Result<Option<HeaderValue>, String
     Ok(Some(value))
 }
 
+/// `Authorization: Basic` for a user and password.
+fn basic(user: &str, password: &str) -> Result<HeaderValue, String> {
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
+        .map_err(|_| "credentials are not a valid header value".to_owned())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// The request that follows a redirect, with Go's client rules.
 async fn next_hop(
     previous: Hop,
     location: &str,
     status: u16,
     first_host: &str,
+    options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<Hop, String> {
-    let url = join(&previous.url, location)
-        .ok_or_else(|| format!("invalid redirect Location {location:?}"))?;
-    let relative = !location.contains("//");
-    let host =
-        url_host(&url).ok_or_else(|| format!("no host in redirect Location {location:?}"))?;
-    let same_host = Some(&host) == url_host(&previous.url).as_ref();
+    let (url, absolute) = previous
+        .url
+        .join(location)
+        .map_err(|e| format!("redirect to {location:?}: {e}"))?;
+    let host = url.hostname().to_owned();
+    options.policy.check_name(&host)?;
+    let same_host = host == previous.url.hostname();
     let ip = if same_host {
         previous.ip
     } else {
         let start = Instant::now();
-        let ips = resolve::lookup(&host).await;
+        let ips = resolve::lookup(&host, options.ticket).await;
         report.add_labeled(HTTP_DURATION, &["resolve"], start.elapsed().as_secs_f64());
         *ips?
             .first()
@@ -518,10 +555,11 @@ async fn next_hop(
         301..=303 => (Method::HEAD, None),
         _ => (previous.method, previous.body),
     };
-    let host_override = if relative {
-        previous.host_override
-    } else {
+    // A Host override survives a Location without a scheme (Go's client rule).
+    let host_override = if absolute {
         None
+    } else {
+        previous.host_override
     };
     let server_name = if same_host {
         previous.server_name
@@ -539,48 +577,6 @@ async fn next_hop(
         server_name,
         send_authorization,
     })
-}
-
-/// Resolves a Location against the URL it came from.
-fn join(base: &Uri, location: &str) -> Option<Uri> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return location.parse().ok();
-    }
-    let scheme = base.scheme_str()?;
-    if let Some(rest) = location.strip_prefix("//") {
-        return format!("{scheme}://{rest}").parse().ok();
-    }
-    let authority = base.authority()?.as_str();
-    if location.starts_with('/') {
-        return format!("{scheme}://{authority}{location}").parse().ok();
-    }
-    let path = base.path();
-    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-    let dir = if dir.is_empty() { "/" } else { dir };
-    format!("{scheme}://{authority}{dir}{location}")
-        .parse()
-        .ok()
-}
-
-/// The URL's host, without IPv6 brackets.
-fn url_host(url: &Uri) -> Option<String> {
-    let host = url.host()?;
-    Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-    )
-}
-
-/// `host[:port]` without the port, for a TLS server name.
-fn strip_port(authority: &str) -> String {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_owned();
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_owned(),
-        _ => authority.to_owned(),
-    }
 }
 
 /// Go's `resp.ContentLength`: the header's value, -1 when unknown, 0 for
@@ -637,24 +633,46 @@ fn check_headers(config: &HttpProbe, headers: &http::HeaderMap) -> bool {
     true
 }
 
-fn check_body(config: &HttpProbe, body: &[u8]) -> bool {
-    if let Some(re) = config
-        .fail_if_body_matches_regexp
-        .iter()
-        .find(|re| re.is_match(body))
-    {
-        tracing::debug!(regexp = ?re, "body matched fail_if_body_matches_regexp");
-        return false;
+/// No match slot was free: the probe is refused, not failed.
+struct Busy(String);
+
+/// The body regexps, on a blocking thread that holds a match slot and the
+/// probe's ticket: a match cannot be interrupted, so a deadline must not
+/// leave it running on an async worker, nor let such threads pile up.
+/// `Busy` when every slot is held by a match that outlived its probe.
+async fn match_body(
+    config: &HttpProbe,
+    body: Vec<u8>,
+    options: ProbeOptions<'_>,
+) -> Result<Result<(), String>, Busy> {
+    let Some(slot) = options.matches.take().await else {
+        return Err(Busy(format!(
+            "Too many body regexp matches running: all {} slots are held by matches that outlived their probes; retry later",
+            options.matches.count()
+        )));
+    };
+    let must_not = config.fail_if_body_matches_regexp.clone();
+    let must = config.fail_if_body_not_matches_regexp.clone();
+    options
+        .matches
+        .run(slot, options.ticket, move || {
+            check_body(&must_not, &must, &body)
+        })
+        .await
+        .and_then(|verdict| verdict)
+        .map_or_else(|reason| Ok(Err(reason)), |()| Ok(Ok(())))
+}
+
+fn check_body(must_not: &[Pattern], must: &[Pattern], body: &[u8]) -> Result<(), String> {
+    if let Some(re) = must_not.iter().find(|re| re.is_match(body)) {
+        return Err(format!("body matched fail_if_body_matches_regexp {re:?}"));
     }
-    if let Some(re) = config
-        .fail_if_body_not_matches_regexp
-        .iter()
-        .find(|re| !re.is_match(body))
-    {
-        tracing::debug!(regexp = ?re, "body did not match fail_if_body_not_matches_regexp");
-        return false;
+    if let Some(re) = must.iter().find(|re| !re.is_match(body)) {
+        return Err(format!(
+            "body did not match fail_if_body_not_matches_regexp {re:?}"
+        ));
     }
-    true
+    Ok(())
 }
 
 struct Body {
@@ -718,29 +736,5 @@ impl AbortOnDrop {
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_resolve_like_a_browser() {
-        let base: Uri = "http://example.org/a/b?q=1".parse().unwrap();
-        assert_eq!(join(&base, "/c").unwrap(), "http://example.org/c");
-        assert_eq!(join(&base, "c").unwrap(), "http://example.org/a/c");
-        assert_eq!(join(&base, "//other.org/x").unwrap(), "http://other.org/x");
-        assert_eq!(
-            join(&base, "https://secure.org/").unwrap(),
-            "https://secure.org/"
-        );
-    }
-
-    #[test]
-    fn ports_come_off_server_names() {
-        assert_eq!(strip_port("example.org:8443"), "example.org");
-        assert_eq!(strip_port("example.org"), "example.org");
-        assert_eq!(strip_port("[::1]:8443"), "::1");
     }
 }

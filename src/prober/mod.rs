@@ -6,10 +6,12 @@
 //! deadline stays in the report, as with blackbox_exporter's context.
 
 mod http;
+mod limits;
 pub mod report;
 pub mod resolve;
 mod tcp;
 pub mod tls_info;
+pub mod url;
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +21,10 @@ use std::{
 
 use tracing::Instrument as _;
 
-pub use self::report::Report;
+pub use self::{
+    limits::{MatchSlots, Ticket},
+    report::Report,
+};
 use crate::{
     config::{Config, Module, ProberKind},
     policy::TargetPolicy,
@@ -50,6 +55,35 @@ pub struct PreparedModule {
     pub config: Module,
     /// TLS client setup for https targets or `tcp.tls`.
     pub tls: ClientTls,
+    /// The most memory one probe with this module can hold, in bytes.
+    pub memory_cost: u64,
+}
+
+/// Memory one probe may hold besides a body kept for regexps: its
+/// connection's buffers, TLS state and the chain it parses, the report, and
+/// a response head at its largest ([`http::MAX_RESPONSE_HEAD`]).
+pub const PROBE_MEMORY: u64 = 128 << 10;
+
+/// The most memory one probe of `module` can hold.
+fn memory_cost(module: &Module) -> u64 {
+    let http = &module.http;
+    let keeps_body = module.prober == ProberKind::Http
+        && !(http.fail_if_body_matches_regexp.is_empty()
+            && http.fail_if_body_not_matches_regexp.is_empty());
+    let body = if keeps_body {
+        match http.body_size_limit.0 {
+            0 => http::DEFAULT_BODY_LIMIT,
+            limit => limit,
+        }
+    } else {
+        0
+    };
+    let head = if module.prober == ProberKind::Http {
+        http::MAX_RESPONSE_HEAD as u64
+    } else {
+        0
+    };
+    PROBE_MEMORY + head + body
 }
 
 /// Every module of one configuration.
@@ -79,6 +113,7 @@ impl Prober {
                     name: name.clone(),
                     config: module.clone(),
                     tls,
+                    memory_cost: memory_cost(module),
                 }),
             );
         }
@@ -88,6 +123,19 @@ impl Prober {
     /// The module called `name`.
     pub fn module(&self, name: &str) -> Option<&Arc<PreparedModule>> {
         self.modules.get(name)
+    }
+
+    /// Fails when a module's probes need more memory than `budget` bytes
+    /// in all: none of them could ever run.
+    pub fn fit(&self, budget: u64) -> Result<(), Error> {
+        match self.modules.values().find(|m| m.memory_cost > budget) {
+            Some(module) => Err(Error::Memory {
+                module: module.name.clone(),
+                needs: module.memory_cost,
+                budget,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Module names, sorted.
@@ -121,6 +169,10 @@ pub struct ProbeOptions<'a> {
     pub hostname: Option<&'a str>,
     /// Checked before every connection the probe makes.
     pub policy: &'a TargetPolicy,
+    /// Held by the probe's blocking work until it ends.
+    pub ticket: &'a Ticket,
+    /// Body matches that may run at once.
+    pub matches: &'a MatchSlots,
 }
 
 /// Runs one probe against `target` within `deadline`.
@@ -136,7 +188,7 @@ pub async fn run(
     let probing = async {
         match module.config.prober {
             ProberKind::Http => http::probe(module, target, options, &mut report).await,
-            ProberKind::Tcp => tcp::probe(module, target, options.policy, &mut report).await,
+            ProberKind::Tcp => tcp::probe(module, target, options, &mut report).await,
         }
     };
     let success = match tokio::time::timeout(deadline, probing.instrument(span.clone())).await {

@@ -79,6 +79,7 @@ struct Family {
 pub struct Report {
     families: BTreeMap<&'static str, Family>,
     success: bool,
+    refused: Option<String>,
 }
 
 impl Report {
@@ -125,6 +126,17 @@ impl Report {
     /// Whether the probe succeeded.
     pub fn success(&self) -> bool {
         self.success
+    }
+
+    /// Marks the probe as refused for lack of capacity: it says nothing
+    /// about the target, so /probe answers 503 instead of its metrics.
+    pub(crate) fn refuse(&mut self, reason: String) {
+        self.refused = Some(reason);
+    }
+
+    /// Why the probe was refused for lack of capacity, if it was.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
     }
 
     /// Names of the registered metrics, sorted.

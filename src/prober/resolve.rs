@@ -11,22 +11,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::report::{Report, DNS_LOOKUP, IP_ADDR_HASH, IP_PROTOCOL};
+use super::{
+    limits::{self, Ticket},
+    report::{Report, DNS_LOOKUP, IP_ADDR_HASH, IP_PROTOCOL},
+};
 use crate::config::IpProtocol;
 
 /// Resolves `host` (no brackets, no port), recording the resolution metrics.
 /// Returns the address and the time spent, or why it failed.
-pub async fn choose_protocol(
+pub(super) async fn choose_protocol(
     host: &str,
     preferred: IpProtocol,
     fallback: bool,
+    ticket: &Ticket,
     report: &mut Report,
 ) -> Result<(IpAddr, Duration), String> {
     report.set(DNS_LOOKUP, 0.0);
     report.set(IP_PROTOCOL, 0.0);
     report.set(IP_ADDR_HASH, 0.0);
     let start = Instant::now();
-    let result = lookup(host)
+    let result = lookup(host, ticket)
         .await
         .and_then(|addrs| pick(&addrs, preferred, fallback));
     let elapsed = start.elapsed();
@@ -38,14 +42,19 @@ pub async fn choose_protocol(
     Ok((ip, elapsed))
 }
 
-/// All addresses of `host`, in resolver order.
-pub async fn lookup(host: &str) -> Result<Vec<IpAddr>, String> {
+/// All addresses of `host`, in resolver order. The system resolver runs on a
+/// blocking thread that a deadline cannot stop, so it holds the probe's
+/// ticket until it returns (see `limits`).
+pub(super) async fn lookup(host: &str, ticket: &Ticket) -> Result<Vec<IpAddr>, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
-    let addrs = tokio::net::lookup_host((host, 0))
-        .await
-        .map_err(|e| format!("resolving {host}: {e}"))?;
+    let name = host.to_owned();
+    let addrs = limits::blocking(ticket, move || {
+        std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0))
+    })
+    .await?
+    .map_err(|e| format!("resolving {host}: {e}"))?;
     let mut ips: Vec<IpAddr> = Vec::new();
     for addr in addrs {
         // getaddrinfo lists an address once per socket type; keep the first.

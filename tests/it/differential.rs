@@ -180,7 +180,51 @@ fn lookout_answers_as_blackbox_exporter_does() {
         ("tcp_connect", "127.0.0.1".to_owned()),
         ("tls_ca", format!("localhost:{}", w.valid.port())),
         ("tls_ca", format!("localhost:{}", w.expired.port())),
+        // Issue 12: ports, URLs and redirects as Go's net/url reads them.
+        ("http_2xx", "127.0.0.1:99999".to_owned()),
+        ("http_2xx", "http://127.0.0.1:65616/".to_owned()),
+        ("http_2xx", "127.0.0.1:+18080".to_owned()),
+        (
+            "http_2xx",
+            format!("http://{http}:/ok").replacen(&format!(":{}:", http.port()), ":", 1),
+        ),
+        ("tcp_connect", "127.0.0.1:99999".to_owned()),
+        ("tcp_connect", format!("127.0.0.1:+{}", http.port())),
+        ("tcp_connect", format!("127.0.0.1:0{}", http.port())),
+        (
+            "http_2xx",
+            format!("http://prober:s3cret@{http}/basic-auth"),
+        ),
+        ("http_2xx", format!("{http}/ok?next=http://elsewhere/")),
+        ("http_2xx", format!("http://{http}/ok\u{fc}")),
+        ("http_2xx", format!("http://{http}/%zz")),
+        // Issue 12: false failures against healthy servers.
+        ("http_2xx", format!("http://{http}/many-headers")),
+        (
+            "http_ca",
+            format!("https://localhost:{}/big-headers", w.h2.port()),
+        ),
     ];
+    let redirects = [
+        "query",
+        "dotdot",
+        "dot",
+        "up",
+        "fragment",
+        "empty",
+        "utf8",
+        "scheme-relative",
+        "absolute",
+        "dots-in-query",
+    ];
+    let cases: Vec<(&str, String)> = cases
+        .into_iter()
+        .chain(
+            redirects
+                .iter()
+                .map(|case| ("http_2xx", format!("http://{http}/r/{case}/a/b?q=1"))),
+        )
+        .collect();
 
     let mut differences = Vec::new();
     for (module, target) in &cases {

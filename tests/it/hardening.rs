@@ -234,7 +234,7 @@ fn excess_probes_get_503_and_are_counted() {
     assert!(app
         .admin("GET", "/metrics")
         .body
-        .contains("lookout_probes_rejected_total 1"));
+        .contains("lookout_probes_rejected_total{reason=\"concurrency\"} 1"));
     gate.open();
     for r in running {
         assert_eq!(r.join().unwrap().status, 200);
@@ -432,7 +432,7 @@ fn hostile_targets_fail_cleanly_and_lookout_stays_ready() {
     );
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+pub fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let text = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = text
@@ -516,7 +516,7 @@ fn denied_targets_are_never_probed() {
         ),
         Some(0.0)
     );
-    app.log_line("127.0.0.2 (127.0.0.2) is not on the allow list");
+    app.log_line("127.0.0.2 is not on the allow list");
     drop(app);
 
     // A name cannot smuggle in a denied address.
@@ -626,7 +626,7 @@ fn credentials_are_required_except_for_health() {
     let bad = ("Authorization", "Basic cHJvbWV0aGV1czpub3BlCg==");
     for (addr, path) in [
         (app.admin, "/metrics"),
-        (app.probe, "/-/healthy"),
+        (app.probe, "/"),
         (app.probe, "/probe?target=x"),
         (app.admin, "/-/reload"),
     ] {
@@ -648,10 +648,12 @@ fn credentials_are_required_except_for_health() {
         }
     }
     assert_eq!(request(app.admin, "GET", "/metrics", &[good]).status, 200);
-    assert_eq!(request(app.probe, "GET", "/-/healthy", &[good]).status, 200);
-    // The kubelet's probes need no credentials.
+    assert_eq!(request(app.probe, "GET", "/", &[good]).status, 200);
+    // The kubelet's probes, and readiness's own check of the probe listener,
+    // need no credentials.
     assert_eq!(app.admin("GET", "/healthz").status, 200);
     assert_eq!(app.admin("GET", "/readyz").status, 200);
+    assert_eq!(request(app.probe, "GET", "/-/healthy", &[]).status, 200);
     // Rotated credentials apply without a restart.
     write(&users, "prometheus:n3w\n");
     let renewed = ("Authorization", "Basic cHJvbWV0aGV1czpuM3c="); // prometheus:n3w

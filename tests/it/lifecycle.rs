@@ -166,3 +166,51 @@ fn the_drain_timeout_bounds_the_wait_for_stragglers() {
         "the straggler's connection was closed unanswered"
     );
 }
+
+#[test]
+fn readiness_turns_off_while_the_probe_listener_does_not_answer() {
+    // One connection slot per listener, and a client that holds the probe
+    // listener's slot without ever sending a head (a timeout far beyond the test).
+    let app = spawn_app(
+        &["--max-connections", "1", "--header-read-timeout", "1h"],
+        &[],
+    );
+    app.admin_until("/readyz", |r| r.status == 200);
+    let wedge = TcpStream::connect(app.probe).unwrap();
+    let readyz = app.admin_until("/readyz", |r| r.status == 503);
+    assert!(
+        readyz.body.contains("the probe listener does not answer"),
+        "{readyz:?}"
+    );
+    assert_eq!(app.admin("GET", "/healthz").status, 200, "still alive");
+    drop(wedge);
+    app.admin_until("/readyz", |r| r.status == 200);
+}
+
+#[test]
+fn reaching_the_probe_limit_leaves_a_pod_ready() {
+    use crate::{probe::encode, targets::world};
+    let app = spawn_app(
+        &[
+            "--config.file",
+            world().modules.to_str().unwrap(),
+            "--max-concurrent-probes",
+            "1",
+        ],
+        &[],
+    );
+    app.admin_until("/readyz", |r| r.status == 200);
+    let gate = Gate::new();
+    let path = format!(
+        "/probe?module=http_2xx&target={}",
+        encode(&format!("http://{}/", gate.addr))
+    );
+    let (probe, held_path) = (app.probe, path.clone());
+    let held = std::thread::spawn(move || crate::support::request(probe, "GET", &held_path, &[]));
+    gate.wait_for_arrivals(1);
+    let refused = crate::support::request(app.probe, "GET", &path, &[]);
+    assert_eq!(refused.status, 503);
+    assert_eq!(app.admin("GET", "/readyz").status, 200);
+    gate.open();
+    assert_eq!(held.join().unwrap().status, 200);
+}

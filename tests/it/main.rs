@@ -6,10 +6,13 @@
 // A failed unwrap in a test is a failed test, with the location.
 #![allow(clippy::unwrap_used)]
 
+mod attacks;
 mod cli;
+mod credentials;
 mod differential;
 mod hardening;
 mod lifecycle;
+mod modules_file;
 mod observability;
 mod probe;
 mod reload;

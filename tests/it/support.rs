@@ -29,6 +29,33 @@ pub struct App {
 /// and `env`, and waits until both listeners are bound.
 pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
     let mut command = lookout();
+    configure(&mut command, args, env);
+    spawn_command(command)
+}
+
+/// Like [`spawn_app`], in a mount namespace of its own where `/etc/hosts` and
+/// `/etc/resolv.conf` are the given files: names resolve as the test says,
+/// through a DNS server the test runs. Needs root (`unshare --mount`), as the
+/// test command has.
+pub fn spawn_app_with_resolver(
+    args: &[&str],
+    env: &[(&str, &str)],
+    hosts: &Path,
+    resolv_conf: &Path,
+) -> App {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@""#)
+        .arg("sh")
+        .arg(hosts)
+        .arg(resolv_conf)
+        .arg(env!("CARGO_BIN_EXE_lookout"));
+    configure(&mut command, args, env);
+    spawn_command(command)
+}
+
+fn configure(command: &mut Command, args: &[&str], env: &[(&str, &str)]) {
     command
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
@@ -39,6 +66,11 @@ pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+}
+
+/// Runs `command` (lookout, perhaps wrapped) and waits until it reports
+/// both listeners.
+fn spawn_command(mut command: Command) -> App {
     let mut child = command.spawn().expect("lookout starts");
     let stderr = child.stderr.take().expect("stderr is piped");
     let logs = Arc::new(Mutex::new(Vec::new()));
@@ -75,8 +107,28 @@ pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
 }
 
 impl App {
+    /// The process id of lookout itself (the child, or the process the
+    /// namespace wrapper exec'd into: the same id).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// A line of /proc/PID/status, e.g. `Threads` or `VmHWM`, as a number.
+    pub fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in /proc status"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A sample of lookout's own metrics, if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.admin("GET", "/metrics")
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
     pub fn signal(&self, name: &str) {

@@ -172,12 +172,29 @@ pub fn serve_h2(leaf: Leaf) -> SocketAddr {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let service = hyper::service::service_fn(|_request| async {
-                        let body = http_body_util::Full::new(bytes::Bytes::from_static(
-                            b"hello over h2\n",
-                        ));
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
-                    });
+                    let service =
+                        hyper::service::service_fn(|request: hyper::Request<_>| async move {
+                            let body = http_body_util::Full::new(bytes::Bytes::from_static(
+                                b"hello over h2\n",
+                            ));
+                            let mut response = hyper::Response::new(body);
+                            if request.uri().path() == "/big-headers" {
+                                // 20 KiB of headers: over the 16 KiB some HTTP/2 clients allow.
+                                for i in 0..20 {
+                                    let value =
+                                        hyper::header::HeaderValue::from_str(&"v".repeat(1000))
+                                            .unwrap();
+                                    response.headers_mut().insert(
+                                        hyper::header::HeaderName::from_bytes(
+                                            format!("x-big-{i}").as_bytes(),
+                                        )
+                                        .unwrap(),
+                                        value,
+                                    );
+                                }
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
+                        });
                     let builder = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
                     );
@@ -206,6 +223,15 @@ struct GateState {
 
 impl Gate {
     pub fn new() -> Self {
+        Self::start(None)
+    }
+
+    /// The same over TLS (HTTP/1.1), with `config`'s certificate.
+    pub fn tls(config: Arc<ServerConfig>) -> Self {
+        Self::start(Some(config))
+    }
+
+    fn start(tls: Option<Arc<ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new((Mutex::new(GateState::default()), Condvar::new()));
@@ -213,21 +239,15 @@ impl Gate {
         thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let shared = Arc::clone(&shared);
-                thread::spawn(move || {
-                    let mut reader = BufReader::new(&stream);
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                        line.clear();
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    None => hold(&mut &stream, &shared),
+                    Some(config) => {
+                        let Ok(connection) = ServerConnection::new(config) else {
+                            return;
+                        };
+                        hold(&mut StreamOwned::new(connection, &stream), &shared);
                     }
-                    let (lock, changed) = &*shared;
-                    let mut state = lock.lock().unwrap();
-                    state.arrived += 1;
-                    changed.notify_all();
-                    while !state.open {
-                        state = changed.wait(state).unwrap();
-                    }
-                    drop(state);
-                    let _ = (&stream).write_all(page("200 OK", "", "opened\n").as_bytes());
                 });
             }
         });
@@ -258,6 +278,25 @@ impl Drop for Gate {
     fn drop(&mut self) {
         self.open();
     }
+}
+
+/// Reads a request head, waits for the gate to open, answers.
+fn hold(io: &mut (impl Read + Write), shared: &(Mutex<GateState>, Condvar)) {
+    let mut reader = BufReader::new(&mut *io);
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+        line.clear();
+    }
+    let (lock, changed) = shared;
+    let mut state = lock.lock().unwrap();
+    state.arrived += 1;
+    changed.notify_all();
+    while !state.open {
+        state = changed.wait(state).unwrap();
+    }
+    drop(state);
+    let _ = io.write_all(page("200 OK", "", "opened\n").as_bytes());
+    let _ = io.flush();
 }
 
 /// A port nothing listens on (bound, then released).
@@ -318,7 +357,15 @@ fn answer(io: &mut (impl Read + Write)) -> Ending {
         return ending;
     }
     let response = route(&method, &path, &headers);
-    let _ = io.write_all(response.as_bytes());
+    match response.strip_suffix(BINARY_BODY) {
+        Some(head) => {
+            let _ = io.write_all(head.as_bytes());
+            let _ = io.write_all(&vec![0xff; 10 << 20]);
+        }
+        None => {
+            let _ = io.write_all(response.as_bytes());
+        }
+    }
     let _ = io.flush();
     Ending::Close
 }
@@ -422,8 +469,25 @@ fn route(method: &str, path: &str, headers: &[(String, String)]) -> String {
             page("401 Unauthorized", "", "who are you?\n")
         }
     };
+    if let Some(rest) = path.strip_prefix("/r/") {
+        return relative_redirect(rest, header("host").unwrap_or_default());
+    }
     match path {
         "/big" => page("200 OK", "", &"x".repeat(5000)),
+        "/many-headers" => {
+            let fields: String = (0..150).map(|i| format!("X-Field-{i}: {i}\r\n")).collect();
+            page("200 OK", &fields, "many\n")
+        }
+        // 10 MiB of ASCII 0s and 1s: a body regexp's worst case (see attacks.rs).
+        "/ten-mib-bits" => page("200 OK", "", &bits(10 << 20)),
+        "/quarter-mib-bits" => page("200 OK", "", &bits(256 << 10)),
+        // 10 MiB of bytes that are not UTF-8 (sent as Latin-1 text is not: raw 0xff).
+        "/ten-mib-binary" => {
+            let head = page("200 OK", "", "");
+            let head = head.replace("Content-Length: 0", &format!("Content-Length: {}", 10 << 20));
+            // Marked for the caller to append the raw bytes.
+            format!("{head}{BINARY_BODY}")
+        }
         "/loop" => page("302 Found", "Location: /loop\r\n", ""),
         "/basic-auth" => allow(header("authorization") == Some(BASIC_AUTH)),
         "/bearer" => allow(header("authorization") == Some("Bearer t0ken")),
@@ -443,6 +507,55 @@ fn route(method: &str, path: &str, headers: &[(String, String)]) -> String {
             Some(n) => page("302 Found", &format!("Location: /redirect/{}\r\n", n - 1), ""),
             None => page("404 Not Found", "", "no such page\n"),
         },
+    }
+}
+
+/// Stands for 10 MiB of 0xff bytes in a canned answer (see `answer`).
+pub const BINARY_BODY: &str = "\u{0}binary-body\u{0}";
+
+/// A deterministic mix of ASCII `0`s and `1`s (xorshift), `len` bytes.
+fn bits(len: usize) -> String {
+    let mut state: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            if state & 1 == 0 {
+                '0'
+            } else {
+                '1'
+            }
+        })
+        .collect()
+}
+
+/// `/r/CASE/a/b?q=1` redirects to CASE's Location; every other `/r/` page
+/// says where it landed, so two probers that resolve a Location differently
+/// read bodies of different lengths.
+fn relative_redirect(rest: &str, host: &str) -> String {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let case = path.strip_suffix("/a/b").filter(|_| query == "q=1");
+    let location = case.map(|case| match case {
+        "query" => "?page=2".to_owned(),
+        "dotdot" => "../c".to_owned(),
+        "dot" => "./c/../d".to_owned(),
+        "up" => "..".to_owned(),
+        "fragment" => "#frag".to_owned(),
+        "empty" => String::new(),
+        "utf8" => "/r/utf8/\u{fc}ber uns".to_owned(),
+        "scheme-relative" => format!("//{host}/r/scheme-relative/x"),
+        "absolute" => format!("http://{host}/r/absolute/y?z=1"),
+        "dots-in-query" => "c?x=../../y".to_owned(),
+        "localhost-dot" => {
+            let port = host.rsplit_once(':').map_or("80", |(_, p)| p);
+            format!("http://localhost.:{port}/r/localhost-dot/landed")
+        }
+        other => format!("/r/unknown-case/{other}"),
+    });
+    match location {
+        Some(location) => page("302 Found", &format!("Location: {location}\r\n"), ""),
+        None => page("200 OK", "", &format!("landed at /r/{rest}\n")),
     }
 }
 
@@ -648,3 +761,139 @@ const MODULES: &str = r#"modules:
       tls_config:
         ca_file: {ca}
 "#;
+
+/// A DNS server for names the test decides, on a loopback address of its own
+/// at port 53 (so lookout, in a mount namespace whose /etc/resolv.conf names
+/// it, asks it: see `support::spawn_app_with_resolver`). It answers A queries
+/// for its names, NXDOMAIN for the rest, or nothing at all when silent, and
+/// counts every question.
+pub struct DnsStub {
+    pub ip: std::net::Ipv4Addr,
+    questions: Arc<Mutex<Vec<String>>>,
+}
+
+impl DnsStub {
+    pub fn answering(names: &[(&str, std::net::Ipv4Addr)]) -> Self {
+        Self::start(Some(
+            names
+                .iter()
+                .map(|(n, ip)| (n.to_ascii_lowercase(), *ip))
+                .collect(),
+        ))
+    }
+
+    /// Receives and counts questions, and never answers.
+    pub fn silent() -> Self {
+        Self::start(None)
+    }
+
+    fn start(names: Option<Vec<(String, std::net::Ipv4Addr)>>) -> Self {
+        // A free address in 127.53.0.0/16: tests run in parallel.
+        let socket = (0u32..)
+            .find_map(|i| {
+                let seed = std::process::id()
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(i);
+                let ip = std::net::Ipv4Addr::new(127, 53, (seed >> 8) as u8, seed as u8 | 1);
+                std::net::UdpSocket::bind((ip, 53)).ok()
+            })
+            .expect("a loopback address for the DNS stub (binding port 53 needs root)");
+        let std::net::SocketAddr::V4(addr) = socket.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let questions = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&questions);
+        thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                let Some((name, qtype, end)) = question(&buf[..n]) else {
+                    continue;
+                };
+                seen.lock().unwrap().push(name.clone());
+                let Some(names) = &names else { continue };
+                let found = names.iter().find(|(n, _)| *n == name).map(|(_, ip)| *ip);
+                let mut reply = buf[..end].to_vec();
+                // QR, RD, RA; NXDOMAIN for unknown names.
+                reply[2] = 0x81;
+                reply[3] = if found.is_some() { 0x80 } else { 0x83 };
+                reply[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
+                if let (Some(ip), 1) = (found, qtype) {
+                    reply[7] = 1;
+                    reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                    reply.extend_from_slice(&ip.octets());
+                }
+                let _ = socket.send_to(&reply, peer);
+            }
+        });
+        Self {
+            ip: *addr.ip(),
+            questions,
+        }
+    }
+
+    /// How many questions named `name`.
+    pub fn questions_for(&self, name: &str) -> usize {
+        let name = name.to_ascii_lowercase();
+        self.questions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|q| **q == name)
+            .count()
+    }
+
+    /// A resolv.conf naming this server, with a lookup that waits `timeout` seconds once.
+    pub fn resolv_conf(&self, dir: &std::path::Path, timeout: u32) -> std::path::PathBuf {
+        let path = dir.join("resolv.conf");
+        std::fs::write(
+            &path,
+            format!(
+                "nameserver {}\noptions timeout:{timeout} attempts:1\n",
+                self.ip
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+/// The question of a DNS query: name (lower-case, no trailing dot), type,
+/// and where the question section ends.
+fn question(message: &[u8]) -> Option<(String, u16, usize)> {
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*message.get(at)?);
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(message.get(at..at + len)?).to_ascii_lowercase());
+        at += len;
+    }
+    let qtype = u16::from_be_bytes([*message.get(at)?, *message.get(at + 1)?]);
+    Some((labels.join("."), qtype, at + 4))
+}
+
+/// A hosts file with localhost only.
+pub fn hosts_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("hosts");
+    std::fs::write(&path, "127.0.0.1 localhost\n::1 localhost\n").unwrap();
+    path
+}
+
+/// A plain HTTP target on [::1] answering 200 to anything.
+pub fn serve_v6() -> SocketAddr {
+    let listener = TcpListener::bind("[::1]:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let _ = answer(&mut stream);
+            });
+        }
+    });
+    addr
+}
