@@ -4,7 +4,7 @@
 #   - each target built twice with cargo-auditable, from two copies of the tree
 #     under different paths and with two different CARGO_HOMEs: the binaries
 #     must be byte-identical (paths are remapped; the sha256 is printed);
-#   - static, of the right ELF machine, under the 4 MiB budget;
+#   - static, of the right ELF machine, under the 6 MiB budget;
 #   - syft finds axum, tokio, rustls and ring at their Cargo.lock versions;
 #   - amd64 as PID 1 in an empty read-only root holding only what the image
 #     holds, as 65532:65532: /healthz, /readyz and a /probe of a local HTTPS
@@ -19,7 +19,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CI_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/lookout-ci"
 OUT="$CI_DIR/artifacts"
-BUDGET=$((4 * 1024 * 1024))
+# The developers' guide: each static binary at most 6 MiB.
+BUDGET=$((6 * 1024 * 1024))
 SHUTDOWN_DELAY=1   # seconds, passed to the servers below
 DRAIN_TIMEOUT=5
 declare -A TRIPLE=([amd64]=x86_64-unknown-linux-musl [arm64]=aarch64-unknown-linux-musl)

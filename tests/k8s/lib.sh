@@ -49,3 +49,33 @@ ensure_tools() {
 render() {
   "$VENV/bin/kubectl" kustomize "$1"
 }
+
+# The unpinned image digest an overlay meant for deployment holds until
+# `nix run .#push -- ... --pin OVERLAY` replaces the line (k8s/overlays/prod): a YAML list
+# where kustomize wants a string, so the overlay cannot be rendered or applied by mistake.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+UNPINNED_DIGEST='[unpinned]'
+# What the tests pin such an overlay to in their own copy of the tree: a well-formed digest
+# of no pushed image (its bytes are this text's sha256).
+TEST_DIGEST=sha256:$(printf 'lookout tests/k8s: a stand-in for a pushed index' | sha256sum | cut -d' ' -f1)
+
+# is_unpinned OVERLAY_DIR: its lookout image entry holds the placeholder digest.
+is_unpinned() {
+  grep -Eq "^[[:space:]]+digest:[[:space:]]*\[unpinned\][[:space:]]*(#.*)?$" "$1/kustomization.yaml"
+}
+
+# pinned_tree DEST: a copy of k8s/ and tests/k8s/fixtures/ under DEST (same relative paths)
+# in which every unpinned overlay is pinned to TEST_DIGEST, so the tests can render what a
+# pushed and pinned checkout renders. The repository itself is never touched.
+pinned_tree() {
+  local dest=$1 overlay
+  mkdir -p "$dest/tests/k8s"
+  cp -r "$REPO_ROOT/k8s" "$dest/k8s"
+  cp -r "$K8S_TESTS_DIR/fixtures" "$dest/tests/k8s/fixtures"
+  for overlay in "$dest"/k8s/overlays/*/; do
+    overlay=${overlay%/}
+    if is_unpinned "$overlay"; then
+      sed -Ei "s|^([[:space:]]+digest:[[:space:]]*)\[unpinned\]|\1$TEST_DIGEST|" "$overlay/kustomization.yaml"
+    fi
+  done
+}

@@ -3,14 +3,25 @@
 Run with the venv's python (PyYAML, pydantic models of prometheus-operator's CRDs):
   manifests.py split RENDERED CORE_OUT CRD_OUT   core kinds / CRD kinds into two files
   manifests.py crds FILE                         strict check of ServiceMonitor and Probe
+  manifests.py check RENDERED ROLE DIR           issue 13's assertions on one render, one
+                                                 PASS/FAIL line each (ROLE: base, dev,
+                                                 deploy, fixture; DIR: its kustomization)
   manifests.py contract RENDERED                 the Deployment's runtime contract as JSON
-  manifests.py http URL [TIMEOUT]                status code on line 1, then the body
+  manifests.py http URL [TIMEOUT [HEADER...]]    status code on line 1, then the body
+  manifests.py connection-age HOST PORT AGE AUTH SLOW_PATH
+                                                 --max-connection-age over one HTTP/1
+                                                 keep-alive connection (PASS/FAIL lines)
   manifests.py lo-up                             bring up loopback in this network namespace
 """
 
+import ipaddress
 import json
+import math
+import os
 import re
+import socket
 import sys
+import time
 
 import yaml
 
@@ -83,15 +94,584 @@ def crds(path):
     return 1 if failed else 0
 
 
-DURATION = re.compile(r"^(\d+)(ms|s|m)$")
+# --- units ---------------------------------------------------------------------------------
+
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
 def seconds(value):
-    m = DURATION.match(value)
-    if not m:
+    """A Prometheus-style duration as lookout reads it: 5s, 1m30s, 500ms."""
+    text, total = str(value).strip(), 0.0
+    parts = DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
         raise SystemExit(f"cannot read duration {value!r}")
-    n, unit = int(m.group(1)), m.group(2)
-    return n / 1000 if unit == "ms" else n * (60 if unit == "m" else 1)
+    for n, unit in parts:
+        total += float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+KIB, MIB = 1 << 10, 1 << 20
+QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+QUANTITY_UNITS = {None: 1, "Ki": KIB, "Mi": MIB, "Gi": 1 << 30, "Ti": 1 << 40,
+                  "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def quantity_bytes(value):
+    """A Kubernetes memory quantity (128Mi, 134217728, 1G) in bytes."""
+    m = QUANTITY.match(str(value).strip())
+    if not m:
+        raise ValueError(f"cannot read quantity {value!r}")
+    return int(float(m.group(1)) * QUANTITY_UNITS[m.group(2)])
+
+
+LOOKOUT_SIZE = re.compile(r"^(\d+(?:\.\d+)?)(B|KiB|MiB|GiB|KB|MB|GB)?$")
+LOOKOUT_UNITS = {None: 1, "B": 1, "KiB": KIB, "MiB": MIB, "GiB": 1 << 30,
+                 "KB": KIB, "MB": MIB, "GB": 1 << 30}
+
+
+def lookout_bytes(value):
+    """A size as lookout's --max-probe-memory and body_size_limit take it (base 2)."""
+    m = LOOKOUT_SIZE.match(str(value).strip())
+    if not m:
+        raise ValueError(f"cannot read size {value!r}")
+    return int(float(m.group(1)) * LOOKOUT_UNITS[m.group(2)])
+
+
+def mib(n):
+    return f"{n / MIB:g} MiB"
+
+
+# --- the figures the sizing rests on (README "Kubernetes", Sizing) -------------------------
+
+# What a probe reserves from --max-probe-memory when it starts (src/prober/mod.rs,
+# memory_cost): 128 KiB, a 256 KiB response head for http, and for a module with a body
+# regexp its body limit (10 MiB unless body_size_limit).
+PROBE_MEMORY = 128 * KIB
+HTTP_HEAD = 256 * KIB
+DEFAULT_BODY_LIMIT = 10 * MIB
+HTTP_PROBE = PROBE_MEMORY + HTTP_HEAD  # 384 KiB: an http probe without a body regexp
+# The headroom above the probes' budget, for what no reservation covers:
+#   idle resident memory, 3.0 MiB (bench/RESULTS.md; 3.4 MiB measured here), rounded up;
+IDLE = 4 * MIB
+#   each open connection, at most ~32 KiB (512 connections each holding a 16 KiB partial
+#   head: 15.7 MiB above idle), on both listeners;
+PER_CONNECTION = 32 * KIB
+#   the runtime under load, allocator slack, /metrics rendering: 2.5x the ~5 MiB the
+#   benchmark's 64-connection HTTPS run peaked above idle and its connections.
+RUNTIME_SLACK = 12 * MIB
+
+
+def headroom(max_connections):
+    return IDLE + 2 * max_connections * PER_CONNECTION + RUNTIME_SLACK
+
+
+def has_body_regexp(http):
+    return bool(http.get("fail_if_body_matches_regexp") or http.get("fail_if_body_not_matches_regexp"))
+
+
+def reservation(module):
+    """What one probe of this module reserves, as lookout computes it."""
+    module = module or {}
+    if module.get("prober") != "http":
+        return PROBE_MEMORY
+    http = module.get("http") or {}
+    body = 0
+    if has_body_regexp(http):
+        limit = lookout_bytes(http.get("body_size_limit", 0))
+        body = limit or DEFAULT_BODY_LIMIT
+    return HTTP_PROBE + body
+
+
+# --- reading a render ----------------------------------------------------------------------
+
+# Addresses lookout must never reach, whoever asks (issue 13, item 1).
+MUST_DENY = [
+    "127.0.0.0/8", "::1/128",                      # loopback: the admin port, sidecars
+    "169.254.0.0/16", "fe80::/10",                 # link-local
+    "169.254.169.254/32", "169.254.169.252/32",    # metadata; GKE's metadata server
+    "169.254.170.23/32", "fd00:ec2::23/128",       # EKS Pod Identity
+    "fd00:ec2::254/128",                           # AWS metadata over IPv6
+    "168.63.129.16/32",                            # Azure wireserver
+    "100.100.100.200/32",                          # Alibaba Cloud metadata
+]
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+SETTINGS_KEYS = {
+    "prometheus-namespace", "prometheus-name", "prometheus-release", "service-cidr",
+    "apiserver-cidr", "memory", "max-probe-memory", "max-concurrent-probes",
+    "hpa-probes-in-flight",
+}
+FILE_KEYS = re.compile(r"_file$")
+
+
+class Render:
+    """One `kubectl kustomize` output, indexed."""
+
+    def __init__(self, path):
+        self.docs = load(path)
+        self.by_kind = {}
+        for d in self.docs:
+            self.by_kind.setdefault(d["kind"], []).append(d)
+        deployments = self.by_kind.get("Deployment", [])
+        if len(deployments) != 1:
+            raise SystemExit(f"{path}: want one Deployment, found {len(deployments)}")
+        self.deploy = deployments[0]
+        self.pod = self.deploy["spec"]["template"]["spec"]
+        (self.container,) = self.pod["containers"]
+        self.env = {e["name"]: e.get("value") for e in self.container.get("env", [])}
+        self.ports = {p["name"]: p["containerPort"] for p in self.container.get("ports", [])}
+        self.pod_labels = self.deploy["spec"]["template"]["metadata"].get("labels", {})
+        self.annotations = self.deploy["spec"]["template"]["metadata"].get("annotations", {})
+        self.namespace = self.deploy["metadata"].get("namespace")
+
+    def kind(self, kind):
+        return self.by_kind.get(kind, [])
+
+    def service(self):
+        for s in self.kind("Service"):
+            if s["spec"].get("selector", {}).items() <= self.pod_labels.items():
+                return s
+        return None
+
+    def mounts(self):
+        """(mountPath, volume) for each volumeMount of the container."""
+        vols = {v["name"]: v for v in self.pod.get("volumes", [])}
+        return [(m["mountPath"].rstrip("/"), vols.get(m["name"], {}), m) for m in self.container.get("volumeMounts", [])]
+
+    def config_map(self, name):
+        for cm in self.kind("ConfigMap"):
+            if cm["metadata"]["name"] == name:
+                return cm
+        return None
+
+    def files(self):
+        """Files the container sees: {path: text} for ConfigMaps, {dir: secret volume} for Secrets."""
+        files, secrets = {}, {}
+        for path, vol, _ in self.mounts():
+            if "configMap" in vol:
+                cm = self.config_map(vol["configMap"]["name"]) or {}
+                data = cm.get("data", {})
+                items = vol["configMap"].get("items")
+                for key, text in data.items():
+                    if items is None:
+                        files[f"{path}/{key}"] = text
+                for item in items or []:
+                    if item["key"] in data:
+                        files[f"{path}/{item['path']}"] = data[item["key"]]
+            elif "secret" in vol:
+                secrets[path] = vol["secret"]
+        return files, secrets
+
+    def modules_file(self):
+        files, _ = self.files()
+        path = self.env.get("LOOKOUT_CONFIG")
+        return path, files.get(path)
+
+    def modules(self):
+        _, text = self.modules_file()
+        return (yaml.safe_load(text or "modules: {}") or {}).get("modules") or {}
+
+    def deny_rules(self):
+        return [r.strip() for r in (self.env.get("LOOKOUT_DENY_TARGETS") or "").split(",") if r.strip()]
+
+
+def networks(rules):
+    out = []
+    for r in rules:
+        try:
+            out.append(ipaddress.ip_network(r, strict=False))
+        except ValueError:
+            pass  # a host name or *.domain
+    return out
+
+
+def covered(net, nets):
+    return any(net.version == n.version and net.subnet_of(n) for n in nets)
+
+
+def selects(selector, labels, none_is="all"):
+    """A Kubernetes label selector against a set of labels. An absent namespaceSelector
+    means the policy's own namespace (none_is="own", never a namespace named here)."""
+    if selector is None:
+        return none_is == "all"
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        has, value, values = e["key"] in labels, labels.get(e["key"]), e.get("values") or []
+        if e["operator"] == "In" and not (has and value in values):
+            return False
+        if e["operator"] == "NotIn" and has and value in values:
+            return False
+        if e["operator"] == "Exists" and not has:
+            return False
+        if e["operator"] == "DoesNotExist" and has:
+            return False
+    return True
+
+
+def kustomizations(start):
+    """Kustomization dirs reachable from `start`, nearest first (resources, components)."""
+    seen, queue = [], [os.path.abspath(start)]
+    while queue:
+        d = queue.pop(0)
+        if d in seen or not os.path.isfile(os.path.join(d, "kustomization.yaml")):
+            continue
+        seen.append(d)
+        with open(os.path.join(d, "kustomization.yaml")) as f:
+            k = yaml.safe_load(f) or {}
+        for entry in (k.get("resources") or []) + (k.get("components") or []):
+            queue.append(os.path.normpath(os.path.join(d, entry)))
+    return seen
+
+
+def read_kustomization(d):
+    with open(os.path.join(d, "kustomization.yaml")) as f:
+        return yaml.safe_load(f) or {}
+
+
+def settings_of(start):
+    """The data of the ConfigMap lookout-settings the overlay reads, or None."""
+    for d in kustomizations(start):
+        for entry in read_kustomization(d).get("resources") or []:
+            path = os.path.join(d, entry)
+            if os.path.isfile(path):
+                for doc in load(path):
+                    if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "lookout-settings":
+                        return {k: str(v) for k, v in (doc.get("data") or {}).items()}, path
+    return None, None
+
+
+def modules_source(start):
+    """The blackbox.yml the nearest configMapGenerator named lookout-config reads."""
+    for d in kustomizations(start):
+        for gen in read_kustomization(d).get("configMapGenerator") or []:
+            if gen.get("name") == "lookout-config":
+                (entry,) = gen["files"]
+                return os.path.join(d, entry.split("=")[-1])
+    return None
+
+
+# Prometheus relabelling, the subset Probes use here: `replace` with an anchored regex.
+def relabel(labels, rules):
+    for r in rules:
+        action = (r.get("action") or "replace").lower()
+        if action != "replace":
+            raise ValueError(f"relabel action {action!r} is not simulated")
+        sep = r.get("separator", ";")
+        value = sep.join(labels.get(n, "") for n in r.get("sourceLabels") or [])
+        m = re.fullmatch(r.get("regex", "(.*)"), value)
+        if not m:
+            continue
+        repl = r.get("replacement", "$1")
+        out = re.sub(r"\$\{?(\d+)\}?", lambda g: m.group(int(g.group(1))) or "", repl)
+        if out == "":
+            labels.pop(r["targetLabel"], None)
+        else:
+            labels[r["targetLabel"]] = out
+    return labels
+
+
+def probe_scrape_address(probe, target):
+    """__address__ for one static target, as prometheus-operator's generated config sets it
+    (pkg/prometheus/promcfg.go, generateProbeConfig) followed by the Probe's relabelings."""
+    static = probe["spec"]["targets"]["staticConfig"]
+    labels = {"__address__": target, **(static.get("labels") or {})}
+    labels.setdefault("namespace", probe["metadata"].get("namespace", ""))
+    labels["__param_target"] = labels["__address__"]
+    labels["instance"] = labels["__param_target"]
+    labels["__address__"] = probe["spec"]["prober"]["url"]
+    return relabel(labels, static.get("relabelingConfigs") or [])["__address__"]
+
+
+# --- check: issue 13's assertions on one render ------------------------------------------
+
+
+def check(rendered, role, kdir):
+    """One PASS/FAIL line per assertion; exit 1 if any failed."""
+    r = Render(rendered)
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    settings, settings_path = settings_of(kdir)
+    results = []
+
+    def ok(cond, desc, detail=""):
+        results.append((bool(cond), desc, detail))
+        return bool(cond)
+
+    def want_settings(key):
+        return settings.get(key) if settings else None
+
+    if role != "base":
+        ok(settings is not None, "the overlay has its settings (ConfigMap lookout-settings, local-config)")
+    if settings:
+        wired = any(os.path.basename(d) == "settings" and os.path.basename(os.path.dirname(d)) == "components"
+                    for d in kustomizations(kdir))
+        ok(wired, "the overlay lists components/settings, so its settings reach the base")
+        unknown = sorted(set(settings) - SETTINGS_KEYS)
+        ok(not unknown, "every settings key is one the components read", f"unknown: {unknown}")
+
+    # Everything in one namespace: an overlay on top of another must restate `namespace:`,
+    # or what it adds (a Probe of a component) lands wherever kubectl points.
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+    spaces = {d["metadata"].get("namespace") for d in r.docs if d["kind"] not in cluster_scoped}
+    if role != "base":
+        ok(len(spaces) == 1 and None not in spaces, "every namespaced resource is in the overlay's one namespace",
+           f"namespaces: {spaces}")
+
+    # Item 1: who may reach lookout: Prometheus' pods, and no other pod anywhere.
+    (np,) = r.kind("NetworkPolicy") or [None]
+    ingress = (np or {}).get("spec", {}).get("ingress") or []
+    ingress = [rule for rule in ingress if isinstance(rule, dict)] if isinstance(ingress, list) else [{}]
+    prom_ns = want_settings("prometheus-namespace") or "monitoring"
+    prom_name = want_settings("prometheus-name") or "prometheus"
+    prometheus = ({"kubernetes.io/metadata.name": prom_ns}, {"app.kubernetes.io/name": prom_name})
+    others = [
+        ({"kubernetes.io/metadata.name": prom_ns}, {"app.kubernetes.io/name": "grafana"}),
+        ({"kubernetes.io/metadata.name": "default"}, {"app.kubernetes.io/name": prom_name}),
+        ({"kubernetes.io/metadata.name": "default"}, {}),
+    ]
+
+    def admits(ns_labels, pod_labels):
+        for rule in ingress:
+            peers = rule.get("from")
+            if not peers:
+                return True  # a rule without `from` admits every source
+            for p in peers:
+                if "ipBlock" in p:
+                    return True  # pod IPs are in some block; treat any ipBlock as open
+                if selects(p.get("namespaceSelector"), ns_labels, none_is="own") and \
+                        selects(p.get("podSelector"), pod_labels):
+                    return True
+        return False
+
+    ok(np and admits(*prometheus) and not any(admits(*o) for o in others),
+       f"ingress: Prometheus' pods ({prom_ns}, app.kubernetes.io/name={prom_name}) and no other pod",
+       f"admits prometheus: {admits(*prometheus)}, others: {[o for o in others if admits(*o)]}")
+
+    deny = networks(r.deny_rules())
+    missing = [n for n in MUST_DENY if not covered(ipaddress.ip_network(n), deny)]
+    ok(not missing, "LOOKOUT_DENY_TARGETS: loopback, link-local, cloud metadata and identity endpoints",
+       f"not denied: {missing}")
+    allow = networks([a.strip() for a in (r.env.get("LOOKOUT_ALLOW_TARGETS") or "").split(",") if a.strip()])
+    ok(not any(covered(ipaddress.ip_network(n), allow) for n in MUST_DENY) or not allow,
+       "no allow rule re-opens a denied endpoint", f"allow: {allow}")
+    if settings:
+        for key in ("service-cidr", "apiserver-cidr"):
+            net = ipaddress.ip_network(want_settings(key), strict=False)
+            ok(covered(net, deny), f"LOOKOUT_DENY_TARGETS: settings {key} {net}", f"deny: {r.deny_rules()}")
+
+    # Item 2: the NetworkPolicy's egress mirrors the deny list (what can leave the pod).
+    problems = []
+    for i, rule in enumerate((np or {}).get("spec", {}).get("egress") or []):
+        ports = rule.get("ports") or []
+        if ports and all(p.get("port") == 53 for p in ports):
+            continue  # DNS, to any resolver (NodeLocal DNSCache is link-local)
+        if not rule.get("to"):
+            problems.append(f"egress[{i}] allows every destination")
+            continue
+        if any(p.get("protocol", "TCP") != "TCP" for p in ports):
+            problems.append(f"egress[{i}] opens a protocol other than TCP")
+        for peer in rule["to"]:
+            block = peer.get("ipBlock")
+            if not block:
+                continue
+            cidr = ipaddress.ip_network(block["cidr"])
+            excepts = networks(block.get("except") or [])
+            for n in deny:
+                if n in LOOPBACK or n.version != cidr.version or not n.subnet_of(cidr):
+                    continue
+                if not covered(n, excepts):
+                    problems.append(f"egress[{i}] ipBlock {cidr} lets {n} through")
+    ok(np and not problems, "egress: the ipBlocks except every denied network (loopback never leaves the pod)",
+       "; ".join(problems))
+
+    # Item 3: kube-prometheus-stack's release label.
+    monitors = r.kind("ServiceMonitor") + r.kind("Probe")
+    if settings and monitors:
+        want = want_settings("prometheus-release")
+        bad = [m["metadata"]["name"] for m in monitors if (m["metadata"].get("labels") or {}).get("release") != want]
+        ok(not bad, f"ServiceMonitor and Probe carry release={want} (settings prometheus-release)", f"without: {bad}")
+
+    # Item 4: the HPA owns the replica count.
+    hpas = [h for h in r.kind("HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"].get("kind") == "Deployment"
+            and h["spec"]["scaleTargetRef"].get("name") == r.deploy["metadata"]["name"]]
+    ok("replicas" not in r.deploy["spec"], "the Deployment sets no replicas (applying never resets the HPA's count)",
+       f"replicas: {r.deploy['spec'].get('replicas')}")
+    ok(len(hpas) == 1 and 1 <= hpas[0]["spec"].get("minReplicas", 1) <= hpas[0]["spec"]["maxReplicas"],
+       "one HPA scales the Deployment, minReplicas is the floor", f"{len(hpas)} HPAs")
+
+    # Item 5: the PDB.
+    pdbs = r.kind("PodDisruptionBudget")
+    ok(len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1 and "minAvailable" not in pdbs[0]["spec"]
+       and pdbs[0]["spec"]["selector"]["matchLabels"].items() <= r.pod_labels.items(),
+       "PodDisruptionBudget: maxUnavailable 1, no minAvailable, selects the pods",
+       f"{[p['spec'] for p in pdbs]}")
+
+    # Item 6: connections are recycled, so new replicas get /probe traffic.
+    age = r.env.get("LOOKOUT_MAX_CONNECTION_AGE")
+    ok(age is not None and 0 < seconds(age) <= 600,
+       f"LOOKOUT_MAX_CONNECTION_AGE is set, above 0 and at most 10m ({age})")
+
+    # Item 7: one discovery of lookout's own metrics.
+    svc = r.service()
+    monitors_lookout = [
+        m for m in r.kind("ServiceMonitor")
+        if svc and m["spec"]["selector"].get("matchLabels", {}).items() <= (svc["metadata"].get("labels") or {}).items()
+        and any(e.get("port") == "metrics" for e in m["spec"]["endpoints"])
+    ]
+    by_annotation = r.annotations.get("prometheus.io/scrape") == "true"
+    found = len(monitors_lookout) + (1 if by_annotation else 0)
+    if role == "base":
+        ok(found == 0, "base: no discovery of its own (each overlay picks one)", f"{found} found")
+    else:
+        ok(found == 1, "exactly one discovery of lookout's /metrics (ServiceMonitor or prometheus.io annotations)",
+           f"ServiceMonitors: {len(monitors_lookout)}, annotations: {by_annotation}")
+
+    # Item 8: Probes reach lookout's Service in its namespace, whatever that is.
+    modules = r.modules()
+    probe_port = next((p["port"] for p in (svc or {}).get("spec", {}).get("ports", []) if p["name"] == "probe"), None)
+    for probe in r.kind("Probe"):
+        name = probe["metadata"]["name"]
+        static = probe["spec"].get("targets", {}).get("staticConfig") or {}
+        targets = static.get("static") or []
+        want = f"lookout.{(svc or {}).get('metadata', {}).get('namespace')}.svc:{probe_port}"
+        try:
+            got = {probe_scrape_address(probe, t) for t in targets}
+            other = dict(probe, metadata={**probe["metadata"], "namespace": "elsewhere"})
+            moved = {probe_scrape_address(other, t) for t in targets}
+        except (ValueError, KeyError) as e:
+            got, moved = {str(e)}, set()
+        ok(targets and got == {want} and moved == {f"lookout.elsewhere.svc:{probe_port}"}
+           and "namespace" not in (static.get("labels") or {}),
+           f"Probe {name}: every target is scraped through {want}, and through lookout.elsewhere.svc when moved",
+           f"got {got}, moved {moved}")
+        ok(probe["spec"]["prober"].get("path") == "/probe" and probe["spec"].get("module") in modules,
+           f"Probe {name}: path /probe and a module of the mounted modules file ({probe['spec'].get('module')})")
+    if role == "deploy":
+        with open(os.path.join(repo, "k8s/components/probe/probe.yaml")) as f:
+            examples = set(yaml.safe_load(f)["spec"]["targets"]["staticConfig"]["static"])
+        listed = {t for p in r.kind("Probe") for t in (p["spec"]["targets"].get("staticConfig") or {}).get("static") or []}
+        ok(not listed & examples, "no example targets in an overlay meant for deployment", f"{listed & examples}")
+
+    # Item 10/11: the image.
+    image = r.container["image"]
+    if role in ("deploy", "fixture"):
+        m = re.fullmatch(r"([^@:]+(?::\d+)?(?:/[^@:]+)*)@sha256:([0-9a-f]{64})", image)
+        ok(m and len(set(m.group(2))) > 1,
+           "the image is pinned by a real digest (no placeholder, no zeros, no tag)", image)
+    elif role == "dev":
+        with open(os.path.join(repo, "Cargo.toml")) as f:
+            version = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M).group(1)
+        with open(os.path.join(repo, "nix/image.nix")) as f:
+            nix = f.read()
+        nix_name = re.search(r'name \? "([^"]+)"', nix).group(1)
+        scheme = 'tag = "${lookout.version}-${architecture}";' in nix
+        ok(scheme and re.fullmatch(rf"{re.escape(nix_name)}:{re.escape(version)}-(amd64|arm64)", image),
+           f"dev image is the flake's own name and tag, {nix_name}:{version}-<amd64|arm64>", image)
+    else:
+        ok(image == "lookout", "base: the bare image name the overlays rewrite", image)
+
+    # Item 12: the modules file and every file it names are mounted.
+    config_path, text = r.modules_file()
+    ok(text is not None, f"LOOKOUT_CONFIG {config_path} is a file of a mounted ConfigMap")
+    generated = [c for c in r.kind("ConfigMap") if c["metadata"]["name"].startswith("lookout-config")]
+    ok(len(generated) == 1, "exactly one modules ConfigMap", f"{[c['metadata']['name'] for c in generated]}")
+    source = modules_source(kdir)
+    if source:
+        with open(source) as f:
+            ok(f.read() == text, f"the mounted modules file is exactly {os.path.relpath(source, kdir)} "
+                                 "(configMapGenerator, nearest overlay wins)")
+    files, secrets = r.files()
+    unmounted = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if FILE_KEYS.search(str(k)) and isinstance(v, str):
+                    path = v if v.startswith("/") else os.path.join(os.path.dirname(config_path), v)
+                    in_secret = any(
+                        os.path.dirname(path) == d and (
+                            not s.get("items") or os.path.basename(path) in [i["path"] for i in s["items"]])
+                        for d, s in secrets.items())
+                    if path not in files and not in_secret:
+                        unmounted.append(f"{where}.{k}={path}")
+                walk(v, f"{where}.{k}")
+    walk(modules, "modules")
+    ok(not unmounted, "every file a module names is in a mounted ConfigMap or Secret", "; ".join(unmounted))
+    bad_secret = [d for d, s in secrets.items() if s.get("optional")]
+    read_write = [m["mountPath"] for _, v, m in r.mounts() if not m.get("readOnly")]
+    ok(not bad_secret and not read_write, "Secrets are required (optional: false) and every mount is read-only",
+       f"optional: {bad_secret}, read-write: {read_write}")
+
+    # Item 13: sizing.
+    limits = r.container.get("resources", {})
+    req = limits.get("requests", {}).get("memory")
+    lim = limits.get("limits", {}).get("memory")
+    budget = lookout_bytes(r.env.get("LOOKOUT_MAX_PROBE_MEMORY", "256MiB"))
+    concurrency = int(r.env.get("LOOKOUT_MAX_CONCURRENT_PROBES", "512"))
+    connections = int(r.env.get("LOOKOUT_MAX_CONNECTIONS", "4096"))
+    ok(lim and req == lim, "memory request == limit", f"{req} / {lim}")
+    limit = quantity_bytes(lim or 0)
+    need = budget + headroom(connections)
+    ok(limit >= need, f"memory limit {mib(limit)} >= probe budget {mib(budget)} + headroom "
+                      f"{mib(headroom(connections))} (idle {mib(IDLE)}, {connections} connections x 2 listeners x "
+                      f"{PER_CONNECTION // KIB} KiB, runtime {mib(RUNTIME_SLACK)})")
+    ok(concurrency == budget // HTTP_PROBE,
+       f"max concurrent probes {concurrency} == budget / {HTTP_PROBE // KIB} KiB ({budget // HTTP_PROBE})")
+    ok(connections == concurrency, f"max connections per listener {connections} == max concurrent probes")
+    costs = {name: reservation(mod) for name, mod in modules.items()}
+    too_big = {n: c for n, c in costs.items() if c > budget}
+    ok(costs and not too_big, "every module's reservation fits the budget", f"{too_big}")
+    if settings:
+        arrived = (want_settings("memory") == lim == req
+                   and lookout_bytes(want_settings("max-probe-memory")) == budget
+                   and int(want_settings("max-concurrent-probes")) == concurrency == connections)
+        ok(arrived, "the settings' memory, max-probe-memory and max-concurrent-probes arrived")
+    worst = max(costs.values(), default=HTTP_PROBE)
+    holds = min(concurrency, budget // worst)
+    for h in hpas:
+        for metric in h["spec"].get("metrics", []):
+            if metric.get("type") == "Pods" and metric["pods"]["metric"]["name"] == "lookout_probes_in_flight":
+                target = int(quantity_bytes(metric["pods"]["target"]["averageValue"]))
+                ok(1 <= target <= holds // 2,
+                   f"custom-metrics HPA target {target} <= half of what a pod holds of its largest module "
+                   f"({holds} = min({concurrency}, {mib(budget)} / {worst // KIB} KiB))")
+                if settings:
+                    ok(str(target) == want_settings("hpa-probes-in-flight"), "the settings' hpa-probes-in-flight arrived")
+    if role == "deploy":
+        zones = [c for c in r.pod.get("topologySpreadConstraints", [])
+                 if c["topologyKey"] == "topology.kubernetes.io/zone"
+                 and c["labelSelector"]["matchLabels"].items() <= r.pod_labels.items()]
+        ok(zones, "pods spread over zones (topology.kubernetes.io/zone)")
+
+    # The bearer-token component: lookout and every scraper agree on one Secret.
+    token_file = r.env.get("LOOKOUT_BEARER_TOKEN_FILE")
+    if token_file:
+        ref = None
+        for d, s in secrets.items():
+            if os.path.dirname(token_file) == d:
+                key = next((i["key"] for i in s.get("items") or [] if i["path"] == os.path.basename(token_file)),
+                           os.path.basename(token_file))
+                ref = {"name": s["secretName"], "key": key}
+        ok(ref, f"LOOKOUT_BEARER_TOKEN_FILE {token_file} is a key of a mounted Secret")
+        for m in monitors_lookout:
+            auth = [e.get("authorization") for e in m["spec"]["endpoints"]]
+            ok(all(a and a.get("type", "Bearer") == "Bearer" and a.get("credentials") == ref for a in auth),
+               f"ServiceMonitor {m['metadata']['name']} sends the token from {ref}", f"{auth}")
+        for p in r.kind("Probe"):
+            ok(p["spec"].get("bearerTokenSecret") == ref, f"Probe {p['metadata']['name']} sends the token from {ref}")
+        ok(not by_annotation, "no annotation discovery with a token (annotations cannot carry one)")
+        paths = {c.get("httpGet", {}).get("path") for k, c in r.container.items() if k.endswith("Probe")}
+        ok(paths <= {"/healthz", "/readyz"}, "the kubelet probes only the open /healthz and /readyz", f"{paths}")
+
+    failed = 0
+    for good, desc, detail in results:
+        print(f"{'PASS' if good else 'FAIL'}  {desc}" + ("" if good or not detail else f" -- {detail}"))
+        failed += not good
+    return 1 if failed else 0
+
+
+# --- contract: what the kubelet will do with the binary -----------------------------------
 
 
 def contract(rendered):
@@ -152,6 +732,7 @@ def contract(rendered):
             + p.get("periodSeconds", 10) * p.get("failureThreshold", 3),
         }
 
+    service_ports = {}
     for svc in by_kind.get("Service", []):
         for sp in svc["spec"]["ports"]:
             tp = sp.get("targetPort", sp["port"])
@@ -161,29 +742,41 @@ def contract(rendered):
                 problems.append(f"Service {svc['metadata']['name']} port {sp['name']}: targetPort {tp!r} names no container port")
             elif sp["port"] != ports[tp]:
                 problems.append(f"Service port {sp['name']} is {sp['port']} but container port {tp} is {ports[tp]}")
+            else:
+                service_ports[sp["name"]] = ports[tp]
 
-    # Files the container sees: configMap volumes at their mount paths.
+    # Files the container sees: configMap volumes at their mount paths; Secrets are listed
+    # for the test to fill with stand-ins (their values never appear in a render).
     cms = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
     vols = {v["name"]: v for v in pod.get("volumes", [])}
-    files = {}
+    files, secrets = {}, []
     for m in c.get("volumeMounts", []):
         v = vols.get(m["name"], {})
+        if m.get("readOnly") is not True:
+            problems.append(f"volumeMount {m['name']} is not readOnly")
+        if "secret" in v:
+            items = v["secret"].get("items")
+            secrets.append({
+                "mount": m["mountPath"].rstrip("/"),
+                "secret": v["secret"]["secretName"],
+                "paths": {i["key"]: i["path"] for i in items} if items else None,
+            })
+            continue
         if "configMap" not in v:
-            problems.append(f"volume {m['name']} is not a configMap; the test cannot reproduce it")
+            problems.append(f"volume {m['name']} is neither a configMap nor a secret; the test cannot reproduce it")
             continue
         cm = cms.get(v["configMap"]["name"])
         if cm is None:
             problems.append(f"volume {m['name']} names missing ConfigMap {v['configMap']['name']}")
             continue
-        if m.get("readOnly") is not True:
-            problems.append(f"volumeMount {m['name']} is not readOnly")
         for key, text in cm.get("data", {}).items():
             files[m["mountPath"].rstrip("/") + "/" + key] = text
 
     config_path = env.get("LOOKOUT_CONFIG")
     if config_path not in files:
         problems.append(f"LOOKOUT_CONFIG={config_path} is not a file of a mounted ConfigMap")
-    modules = sorted(yaml.safe_load(files.get(config_path, "modules: {}"))["modules"] or {})
+    config = (yaml.safe_load(files.get(config_path, "modules: {}")) or {}).get("modules") or {}
+    modules = sorted(config)
 
     grace = pod.get("terminationGracePeriodSeconds", 30)
     delay = seconds(env.get("LOOKOUT_SHUTDOWN_DELAY", "5s"))
@@ -191,17 +784,35 @@ def contract(rendered):
     if grace <= delay + drain:
         problems.append(f"terminationGracePeriodSeconds {grace} <= shutdown delay {delay} + drain {drain}")
 
+    # How Prometheus scrapes lookout's own metrics: the pod annotations or a ServiceMonitor.
     ann = deploy["spec"]["template"]["metadata"].get("annotations", {})
     scrape = None
     if ann.get("prometheus.io/scrape") == "true":
-        scrape = {"port": int(ann.get("prometheus.io/port", "0")), "path": ann.get("prometheus.io/path", "/metrics")}
+        scrape = {"via": "prometheus.io annotations", "port": int(ann.get("prometheus.io/port", "0")),
+                  "path": ann.get("prometheus.io/path", "/metrics"), "auth": None}
         if scrape["port"] not in ports.values():
             problems.append(f"prometheus.io/port {scrape['port']} is no container port")
+    for sm in by_kind.get("ServiceMonitor", []):
+        for ep in sm["spec"]["endpoints"]:
+            if ep.get("port") not in service_ports:
+                problems.append(f"ServiceMonitor {sm['metadata']['name']} port {ep.get('port')} names no Service port")
+                continue
+            auth = (ep.get("authorization") or {}).get("credentials")
+            scrape = {"via": f"ServiceMonitor {sm['metadata']['name']}", "port": service_ports[ep["port"]],
+                      "path": ep.get("path", "/metrics"), "auth": auth}
 
-    config_text = files.get(config_path, "modules: {}")
-    probers = {m: (mod or {}).get("prober") for m, mod in (yaml.safe_load(config_text)["modules"] or {}).items()}
-    methods = {m: ((mod or {}).get("http") or {}).get("method", "GET")
-               for m, mod in (yaml.safe_load(config_text)["modules"] or {}).items()}
+    bearer = None
+    if env.get("LOOKOUT_BEARER_TOKEN_FILE"):
+        path = env["LOOKOUT_BEARER_TOKEN_FILE"]
+        for s in secrets:
+            if os.path.dirname(path) == s["mount"]:
+                base = os.path.basename(path)
+                key = next((k for k, p in (s["paths"] or {}).items() if p == base), base)
+                bearer = {"file": path, "secret": s["secret"], "key": key}
+        if bearer is None:
+            problems.append(f"LOOKOUT_BEARER_TOKEN_FILE={path} is in no mounted Secret")
+    probe_crs = [{"name": p["metadata"]["name"], "auth": p["spec"].get("bearerTokenSecret")}
+                 for p in by_kind.get("Probe", [])]
 
     spec = {
         "command": c.get("command"),
@@ -212,11 +823,18 @@ def contract(rendered):
         "ports": ports,
         "probes": probes,
         "files": files,
+        "secrets": secrets,
         "config": config_path,
         "modules": modules,
-        "probers": probers,
-        "methods": methods,
+        "probers": {m: (mod or {}).get("prober") for m, mod in config.items()},
+        "methods": {m: ((mod or {}).get("http") or {}).get("method", "GET") for m, mod in config.items()},
+        "basic_auth": {m: ((mod or {}).get("http") or {}).get("basic_auth") for m, mod in config.items()},
+        "body_regexp": {m: has_body_regexp((mod or {}).get("http") or {}) for m, mod in config.items()},
         "scrape": scrape,
+        "bearer": bearer,
+        "probe_crs": probe_crs,
+        "deny": [x.strip() for x in env.get("LOOKOUT_DENY_TARGETS", "").split(",") if x.strip()],
+        "max_connection_age": seconds(env["LOOKOUT_MAX_CONNECTION_AGE"]) if "LOOKOUT_MAX_CONNECTION_AGE" in env else None,
         "shutdown_delay": delay,
         "drain_timeout": drain,
         "grace": grace,
@@ -225,13 +843,20 @@ def contract(rendered):
     json.dump(spec, sys.stdout, indent=1)
 
 
-def http(url, timeout="2"):
+# --- clients ---------------------------------------------------------------------------------
+
+
+def http(url, timeout="2", *headers):
     """GET like the kubelet: any answer is printed, only a failed connection is an error."""
     import urllib.error
     import urllib.request
 
+    req = urllib.request.Request(url)
+    for h in headers:
+        name, _, value = h.partition(":")
+        req.add_header(name.strip(), value.strip())
     try:
-        with urllib.request.urlopen(url, timeout=float(timeout)) as r:
+        with urllib.request.urlopen(req, timeout=float(timeout)) as r:
             status, body = r.status, r.read()
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read()
@@ -243,10 +868,131 @@ def http(url, timeout="2"):
     return 0
 
 
+def read_response(sock):
+    """One HTTP/1.1 response from a keep-alive socket: (status, headers, body), or None at EOF."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            if buf:
+                raise ConnectionError(f"connection closed inside a response head: {buf[:80]!r}")
+            return None
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+
+    def more(n):
+        nonlocal rest
+        while len(rest) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed inside a response body")
+            rest += chunk
+        out, rest = rest[:n], rest[n:]
+        return out
+
+    if "content-length" in headers:
+        body = more(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed inside a chunked body")
+                rest += chunk
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            data = more(size + 2)[:size]
+            if size == 0:
+                break
+            body += data
+    else:
+        body = b""
+    if rest:
+        raise ConnectionError(f"unexpected bytes after a response: {rest[:40]!r}")
+    return status, headers, body.decode("utf-8", "replace")
+
+
+def connection_age(host, port, age, auth, slow_path):
+    """--max-connection-age on one listener, as Prometheus' keep-alive connections see it.
+
+    1. A connection reused every 0.1 s: every answer is a whole 200, and about AGE after
+       the connect (the flag's +-10 %) the server ends it, either with `Connection: close`
+       on a response or, idle between two requests, by closing it before answering a byte
+       of the next (which HTTP clients retry for GET, as Go's does for Prometheus).
+    2. A request in flight while the age passes (SLOW_PATH answers after the window): it
+       completes with 200 and probe_success 1, carries `Connection: close`, then EOF.
+    AUTH is an Authorization header value, or - for none.
+    """
+    port, age = int(port), float(age)
+    extra = f"Authorization: {auth}\r\n" if auth != "-" else ""
+    results = []
+
+    def request(sock, path):
+        """A response, or None when the server had closed the connection before it."""
+        try:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: lookout\r\n{extra}\r\n".encode())
+            return read_response(sock)
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+
+    # 1. Reused until the server ends it.
+    sock = socket.create_connection((host, port), timeout=age + 5)
+    t0, answers, ended, how, statuses = time.monotonic(), 0, None, None, set()
+    while time.monotonic() - t0 < age * 1.1 + 3:
+        sent = time.monotonic() - t0
+        reply = request(sock, "/-/healthy")
+        if reply is None:
+            ended, how = sent, "closed while idle, before answering a byte of the next request"
+            break
+        status, headers, _ = reply
+        answers += 1
+        statuses.add(status)
+        if headers.get("connection", "").lower() == "close":
+            ended, how = time.monotonic() - t0, "`Connection: close` on a response"
+            if request(sock, "/-/healthy") is not None:
+                how += ", but the connection stayed open"
+            break
+        time.sleep(0.1)
+    sock.close()
+    results.append((answers and statuses == {200}, f"{answers} whole answers over one keep-alive connection, all 200",
+                    f"{statuses}"))
+    results.append((ended is not None and age * 0.9 - 0.05 <= ended <= age * 1.1 + 0.5 and "stayed open" not in how,
+                    f"the server ends it after {age:g}s +-10 %: at {ended if ended is None else round(ended, 2)}s, {how}"))
+
+    # 2. A request in flight across the whole window [0.9 age, 1.1 age].
+    sock = socket.create_connection((host, port), timeout=age + 10)
+    t0 = time.monotonic()
+    time.sleep(max(0.0, age * 0.9 - 0.5))
+    sent = time.monotonic() - t0
+    try:
+        status, headers, body = request(sock, slow_path) or (0, {}, "connection closed before an answer")
+        done = time.monotonic() - t0
+        eof = read_response(sock) is None
+    except (ConnectionError, OSError) as e:
+        status, headers, body, done, eof = 0, {}, str(e), time.monotonic() - t0, False
+    sock.close()
+    results.append((status == 200 and re.search(r"^probe_success(\{\})? 1$", body, re.M) and sent < age * 0.9 < age * 1.1 < done,
+                    f"a probe in flight from {sent:.2f}s to {done:.2f}s, across the age, completes (200, probe_success 1)",
+                    f"status {status}: {body[:200]}"))
+    results.append((headers.get("connection", "").lower() == "close" and eof,
+                    "its response carries `Connection: close`, then the server closes", f"{headers}"))
+    failed = 0
+    for good, desc, *detail in results:
+        print(f"{'PASS' if good else 'FAIL'}  {desc}" + ("" if good or not detail else f" -- {detail[0]}"))
+        failed += not good
+    return 1 if failed else 0
+
+
 def lo_up():
     """`ip link set lo up` without iproute2 (SIOCGIFFLAGS / SIOCSIFFLAGS)."""
     import fcntl
-    import socket
     import struct
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -256,18 +1002,21 @@ def lo_up():
 
 
 def main(argv):
+    if not argv:
+        raise SystemExit(__doc__)
     cmd, *rest = argv
-    if cmd == "split":
-        return split(*rest)
-    if cmd == "crds":
-        return crds(*rest)
-    if cmd == "contract":
-        return contract(*rest)
-    if cmd == "http":
-        return http(*rest)
-    if cmd == "lo-up":
-        return lo_up()
-    raise SystemExit(__doc__)
+    commands = {
+        "split": split,
+        "crds": crds,
+        "check": check,
+        "contract": contract,
+        "http": http,
+        "connection-age": connection_age,
+        "lo-up": lo_up,
+    }
+    if cmd not in commands:
+        raise SystemExit(__doc__)
+    return commands[cmd](*rest)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Validates the Kubernetes manifests under k8s/ (issue 6, item 5):
-#   1. render the base, every overlay and a test overlay with every component (kustomize)
-#   2. kubernetes-validate --strict against Kubernetes 1.30 and 1.37 (core kinds)
-#   3. ServiceMonitor and Probe against prometheus-operator's CRD models (strict)
-#   4. checkov --framework kubernetes on each deployable render: 0 failed checks
-#   5. yamllint --strict over k8s/ and tests/k8s/
+# Validates the Kubernetes manifests under k8s/ (issues 6 and 13):
+#   1. an overlay meant for deployment (every k8s/overlays/* but dev) is either pinned to a
+#      real digest or holds the one placeholder, which kustomize refuses at once
+#   2. render the base, every overlay and the fixtures (kustomize), from a copy of the tree
+#      in which unpinned overlays are pinned to a test digest (lib.sh, pinned_tree)
+#   3. kubernetes-validate --strict against Kubernetes 1.30 and 1.37 (core kinds)
+#   4. ServiceMonitor and Probe against prometheus-operator's CRD models (strict)
+#   5. issue 13's assertions on every render (manifests.py check), and mutants: copies of
+#      the tree with one regression each, which those assertions must catch
+#   6. checkov --framework kubernetes on each deployable render: 0 failed checks
+#   7. yamllint --strict over k8s/ and tests/k8s/
 # Usage (from anywhere): bash tests/k8s/validate.sh
 # Installs its pinned tools into ${XDG_CACHE_HOME:-$HOME/.cache}/lookout-ci/venv (PyPI).
 set -euo pipefail
@@ -14,16 +19,27 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_tools
 
 K8S_VERSIONS=(1.30.0 1.37.0)
-# Deployable units. The base alone is rendered and schema-checked but not given to checkov:
-# its bare image name and missing namespace are placeholders by design, and skipping those
-# checks in the base would also hide them in prod. Every base line reaches checkov through
-# the overlays.
-RENDER=(k8s/base k8s/overlays/dev k8s/overlays/prod tests/k8s/fixtures/all-components)
-CHECKOV=(k8s/overlays/dev k8s/overlays/prod tests/k8s/fixtures/all-components)
+cd "$REPO_ROOT"
+# Every overlay but dev (the local loop, by tag) is meant for deployment, including any
+# added later: it must be pinned by digest.
+DEPLOY=()
+for dir in k8s/overlays/*/; do
+  dir=${dir%/}
+  [[ $dir == k8s/overlays/dev ]] || DEPLOY+=("$dir")
+done
+# dir:role, role as manifests.py check takes it. The base alone is rendered, schema-checked
+# and asserted but not given to checkov: its bare image name and missing namespace are
+# placeholders by design, and skipping those checks in the base would also hide them in the
+# overlays. Every base line reaches checkov through the overlays.
+RENDER=(k8s/base:base k8s/overlays/dev:dev)
+for dir in "${DEPLOY[@]}"; do RENDER+=("$dir:deploy"); done
+RENDER+=(tests/k8s/fixtures/all-components:fixture tests/k8s/fixtures/modules:fixture)
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
+TREE=$OUT/tree
 PY="$VENV/bin/python"
+M="$K8S_TESTS_DIR/manifests.py"
 passed=0
 failed=0
 results=()
@@ -72,21 +88,122 @@ checkov_run() {
     grep -q 'Failed checks: 0,' "$OUT/checkov"
 }
 
-cd "$REPO_ROOT"
-for dir in "${RENDER[@]}"; do
+# The repository's own overlay, unpinned: kustomize must refuse it before anything reaches
+# a cluster, and for the placeholder's reason (not some other breakage).
+refused_unpinned() {
+  local out
+  if out=$(render "$1" 2>&1); then
+    echo "kustomize rendered the unpinned overlay $1"
+    return 1
+  fi
+  printf '%s\n' "$out"
+  grep -q 'Image.images.digest' <<<"$out"
+}
+
+# asserted RENDERED ROLE DIR: manifests.py check, its lines kept in the log.
+asserted() {
+  "$PY" "$M" check "$@" | tee "$OUT/assertions"
+  ! grep -q '^FAIL' "$OUT/assertions"
+}
+
+# --- 1. placeholders ------------------------------------------------------------------------
+for dir in "${DEPLOY[@]}"; do
+  if is_unpinned "$dir"; then
+    record "unpinned $dir: the placeholder digest $UNPINNED_DIGEST, refused by kustomize at once" refused_unpinned "$dir"
+  fi
+done
+
+# --- 2 to 5. render, schemas, assertions ---------------------------------------------------
+pinned_tree "$TREE"
+for entry in "${RENDER[@]}"; do
+  dir=${entry%:*} role=${entry##*:}
   s=$(slug "$dir")
-  record "render $dir" render_to "$dir" "$OUT/$s.yaml"
+  record "render $dir" render_to "$TREE/$dir" "$OUT/$s.yaml"
   [[ ${results[-1]} == PASS* ]] || continue
-  "$PY" "$K8S_TESTS_DIR/manifests.py" split "$OUT/$s.yaml" "$OUT/$s.core.yaml" "$OUT/$s.crd.yaml" >/dev/null
+  "$PY" "$M" split "$OUT/$s.yaml" "$OUT/$s.core.yaml" "$OUT/$s.crd.yaml" >/dev/null
   for v in "${K8S_VERSIONS[@]}"; do
     record "kubernetes-validate --strict -k $v $dir" kv "$OUT/$s.core.yaml" "$v"
   done
   if grep -q kind: "$OUT/$s.crd.yaml"; then
-    record "prometheus-operator CRD schema $dir" "$PY" "$K8S_TESTS_DIR/manifests.py" crds "$OUT/$s.crd.yaml"
+    record "prometheus-operator CRD schema $dir" "$PY" "$M" crds "$OUT/$s.crd.yaml"
   fi
+  record "issue 13 assertions ($role) $dir" asserted "$OUT/$s.yaml" "$role" "$TREE/$dir"
+  sed "s|^|  $dir: |" "$OUT/assertions" >>"$OUT/assertion-lines"
 done
 
-for dir in "${CHECKOV[@]}"; do
+# Mutants: each is the pinned tree with one regression the issue names; the assertions
+# must report it (a FAIL line matching the pattern), or they test nothing.
+# mutant NAME DIR ROLE FILE SED_EXPRESSION FAIL_PATTERN
+mutant() {
+  local name=$1 dir=$2 role=$3 file=$4 expr=$5 pattern=$6 tree=$OUT/mutant
+  rm -rf "$tree"
+  pinned_tree "$tree"
+  sed -i -e "$expr" "$tree/$file"
+  if cmp -s "$tree/$file" "$TREE/$file"; then
+    echo "the mutation changed nothing in $file"
+    return 1
+  fi
+  render "$tree/$dir" >"$OUT/mutant.yaml" || return 1
+  "$PY" "$M" check "$OUT/mutant.yaml" "$role" "$tree/$dir" >"$OUT/mutant.out" || true
+  grep -E "^FAIL .*$pattern" "$OUT/mutant.out" || {
+    echo "no FAIL line matching '$pattern':"
+    cat "$OUT/mutant.out"
+    return 1
+  }
+}
+P=k8s/overlays/prod B=k8s/base
+record "mutant caught: a zero digest in prod" mutant zero-digest $P deploy $P/kustomization.yaml \
+  "s|digest: sha256:[0-9a-f]*|digest: sha256:$(printf '0%.0s' {1..64})|" 'real digest'
+# shellcheck disable=SC2016 # `$a` and `$d` are sed addresses, not expansions
+record "mutant caught: replicas in prod" mutant replicas $P deploy $P/kustomization.yaml \
+  '$a replicas:\n  - name: lookout\n    count: 3' 'sets no replicas'
+record "mutant caught: prod's PDB back to minAvailable 2" mutant pdb $P deploy k8s/base/poddisruptionbudget.yaml \
+  's|maxUnavailable: 1|minAvailable: 2|' 'PodDisruptionBudget'
+record "mutant caught: connections kept forever (no max connection age)" mutant age $B base $B/deployment.yaml \
+  '/name: LOOKOUT_MAX_CONNECTION_AGE/,+1d' 'LOOKOUT_MAX_CONNECTION_AGE'
+record "mutant caught: annotations beside the ServiceMonitor" mutant two-discoveries $P deploy $P/kustomization.yaml \
+  's|  - ../../components/prometheus-operator|&\n  - ../../components/prometheus-annotations|' 'exactly one discovery'
+record "mutant caught: /probe open to every pod" mutant open-ingress $B base $B/networkpolicy.yaml \
+  '/^    - from:/,/^                  - prometheus/d; 0,/^      ports:/s//    - ports:/' 'ingress: Prometheus'
+record "mutant caught: a matchLabels podSelector the base's labels turn into lookout's" mutant relabelled $B base \
+  $B/networkpolicy.yaml '/^            matchExpressions:/,/^                  - prometheus/c\            matchLabels:\n              app.kubernetes.io/name: prometheus' \
+  'ingress: Prometheus'
+record "mutant caught: loopback left out of the deny list" mutant deny-loopback $P deploy k8s/base/deployment.yaml \
+  's|127.0.0.0/8, ::1/128, ||' 'cloud metadata'
+record "mutant caught: a deny-listed network open in egress" mutant egress $B base $B/networkpolicy.yaml \
+  '/- 168.63.129.16\/32/d' 'egress'
+record "mutant caught: settings not wired" mutant unwired $P deploy $P/kustomization.yaml \
+  's|  - ../../components/settings||' 'lists components/settings'
+record "mutant caught: a release label that is not the setting" mutant release $P deploy \
+  k8s/components/prometheus-operator/kustomization.yaml 's|data.prometheus-release|data.prometheus-name|' 'release='
+record "mutant caught: the example Probe in prod" mutant examples $P deploy $P/kustomization.yaml \
+  's|  - ../../components/prometheus-operator|&\n  - ../../components/probe|' 'no example targets'
+# shellcheck disable=SC2016 # `$d` is a sed address
+record "mutant caught: a Probe that names lookout's namespace" mutant probe-url tests/k8s/fixtures/all-components \
+  fixture k8s/components/probe/probe.yaml 's|url: lookout:9115|url: lookout.lookout.svc:9115|; /relabelingConfigs:/,$d' \
+  'lookout.elsewhere.svc when moved'
+record "mutant caught: bearer-token listed before the Probe it patches" mutant bearer-order \
+  tests/k8s/fixtures/all-components fixture tests/k8s/fixtures/all-components/kustomization.yaml \
+  '/components\/probe$/d; s|^  - ../../../../k8s/components/bearer-token|&\n  - ../../../../k8s/components/probe|' \
+  'Probe lookout-http sends the token'
+record "mutant caught: a memory limit below budget + headroom" mutant memory $P deploy $P/configmap.yaml \
+  's|^  memory: .*|  memory: 112Mi|' 'memory limit'
+record "mutant caught: concurrency not tied to the budget" mutant concurrency $P deploy $P/configmap.yaml \
+  's|^  max-concurrent-probes: .*|  max-concurrent-probes: "512"|' 'max concurrent probes'
+record "mutant caught: an HPA target a pod cannot hold" mutant hpa tests/k8s/fixtures/all-components fixture \
+  $P/configmap.yaml 's|^  hpa-probes-in-flight: .*|  hpa-probes-in-flight: "200"|' 'custom-metrics HPA'
+record "mutant caught: a Probe outside lookout's namespace" mutant probe-ns tests/k8s/fixtures/modules fixture \
+  tests/k8s/fixtures/modules/kustomization.yaml 's|^namespace: lookout||' 'one namespace'
+record "mutant caught: a credential file nothing mounts" mutant unmounted tests/k8s/fixtures/modules fixture \
+  tests/k8s/fixtures/modules/blackbox.yml 's|/etc/lookout-credentials/http-password|/etc/secrets/http-password|' \
+  'every file a module names'
+record "mutant caught: the dev tag off the flake's scheme" mutant dev-tag k8s/overlays/dev dev \
+  k8s/overlays/dev/kustomization.yaml 's|newTag: .*|newTag: dev|' 'dev image'
+
+# --- 6. checkov --------------------------------------------------------------------------------
+for entry in "${RENDER[@]}"; do
+  dir=${entry%:*} role=${entry##*:}
+  [[ $role != base ]] || continue
   s=$(slug "$dir")
   [[ -s "$OUT/$s.yaml" ]] || continue
   record "checkov $dir" checkov_run "$OUT/$s.yaml"
@@ -98,8 +215,12 @@ for dir in "${CHECKOV[@]}"; do
   ' "$OUT/checkov" >>"$OUT/skips"
 done
 
+# --- 7. yamllint -----------------------------------------------------------------------------
 record "yamllint --strict k8s tests/k8s" "$VENV/bin/yamllint" --strict -c k8s/.yamllint k8s tests/k8s
 
+echo
+echo "issue 13 assertions, per render"
+cat "$OUT/assertion-lines"
 echo
 echo "k8s manifest validation"
 printf '  %s\n' "${results[@]}"
