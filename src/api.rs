@@ -223,7 +223,12 @@ async fn probe(
         );
     };
     // Held by the probe and by any blocking work it leaves behind.
-    let ticket = Ticket::new(slot, memory);
+    let ticket = Ticket::new(
+        slot,
+        memory,
+        module.memory_cost,
+        metrics.probe_memory_reserved.clone(),
+    );
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
     let deadline = prober::timeout(request.scrape_timeout, &module.config);
     let options = ProbeOptions {

@@ -109,6 +109,10 @@ pub struct Metrics {
     pub probes_in_flight: Gauge,
     /// Probes refused with 503, by reason.
     pub probes_rejected: Family<RejectLabels, Counter>,
+    /// Bytes of the probe memory budget reserved by running probes.
+    pub probe_memory_reserved: Gauge,
+    /// The probe memory budget in bytes.
+    pub probe_memory_budget: Gauge,
     /// Body regexp matches running now (they may outlive their probe).
     pub body_matches_running: Gauge,
     /// How many body matches may run at once.
@@ -185,6 +189,18 @@ impl Metrics {
             probes_rejected.clone(),
         );
 
+        let probe_memory_reserved = Gauge::default();
+        registry.register(
+            "lookout_probe_memory_reserved_bytes",
+            "Memory reserved by the probes running now (and the lookups and matches they left behind), the worst case of each",
+            probe_memory_reserved.clone(),
+        );
+        let probe_memory_budget = Gauge::default();
+        registry.register(
+            "lookout_probe_memory_budget_bytes",
+            "Memory all running probes may reserve together (--max-probe-memory); probes that do not fit get 503",
+            probe_memory_budget.clone(),
+        );
         let body_matches_running = Gauge::default();
         registry.register(
             "lookout_body_matches_running",
@@ -217,6 +233,8 @@ impl Metrics {
             probe_duration,
             probes_in_flight,
             probes_rejected,
+            probe_memory_reserved,
+            probe_memory_budget,
             body_matches_running,
             body_match_slots,
             module_unknown,

@@ -32,6 +32,10 @@ const MAX_REPEAT: u32 = 1000;
 /// than allowed to take the memory.
 const NFA_SIZE_LIMIT: usize = 4 << 20;
 
+/// The lazy DFA's state per running match (regex-automata's default is
+/// 2 MiB); when a pattern needs more, the match goes on in a slower engine.
+const DFA_CACHE_CAPACITY: usize = 1 << 20;
+
 /// A compiled regular expression with Go's RE2 semantics.
 #[derive(Clone)]
 pub struct Pattern {
@@ -79,7 +83,11 @@ impl FromStr for Pattern {
             .translate(text, &ast)
             .map_err(|e| invalid(&e.kind()))?;
         let regex = meta::Builder::new()
-            .configure(meta::Config::new().nfa_size_limit(Some(NFA_SIZE_LIMIT)))
+            .configure(
+                meta::Config::new()
+                    .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                    .hybrid_cache_capacity(DFA_CACHE_CAPACITY),
+            )
             .build_from_hir(&hir)
             .map_err(|e| invalid(&e))?;
         Ok(Self {

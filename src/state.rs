@@ -57,6 +57,9 @@ impl AppState {
         metrics
             .body_match_slots
             .set(i64::try_from(matches.count()).unwrap_or(i64::MAX));
+        metrics
+            .probe_memory_budget
+            .set(i64::try_from(limits.max_memory).unwrap_or(i64::MAX));
         Self(Arc::new(Shared {
             health: Health::default(),
             metrics,

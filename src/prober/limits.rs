@@ -28,15 +28,33 @@ pub struct Ticket {
 struct Held {
     _slot: OwnedSemaphorePermit,
     _memory: OwnedSemaphorePermit,
+    bytes: i64,
+    reserved: Gauge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.reserved.dec_by(self.bytes);
+    }
 }
 
 impl Ticket {
-    /// A ticket holding both permits.
-    pub fn new(slot: OwnedSemaphorePermit, memory: OwnedSemaphorePermit) -> Self {
+    /// A ticket holding both permits; `bytes` of memory counted in
+    /// `reserved` until the ticket and its blocking work are gone.
+    pub fn new(
+        slot: OwnedSemaphorePermit,
+        memory: OwnedSemaphorePermit,
+        bytes: u64,
+        reserved: Gauge,
+    ) -> Self {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        reserved.inc_by(bytes);
         Self {
             _held: Some(Arc::new(Held {
                 _slot: slot,
                 _memory: memory,
+                bytes,
+                reserved,
             })),
         }
     }
@@ -57,7 +75,12 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// The body matches that may run at once: one per CPU the process may use
-/// (matching is CPU-bound; more would only queue on the CPUs).
+/// (matching is CPU-bound; more would only queue on the CPUs), at most
+/// [`MAX_MATCH_SLOTS`]: each running match holds a regexp's matching state
+/// (up to 1 MiB, see `pattern`), so a big node must not multiply it.
+/// The most body matches that run at once, whatever the CPU count.
+pub(super) const MAX_MATCH_SLOTS: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct MatchSlots {
     slots: Arc<Semaphore>,
@@ -80,10 +103,11 @@ impl Drop for MatchSlot {
 }
 
 impl MatchSlots {
-    /// One slot per available CPU (cgroup quotas included), at least two;
-    /// `running` counts the matches in progress.
+    /// One slot per available CPU (cgroup quotas included), from 2 to
+    /// [`MAX_MATCH_SLOTS`]; `running` counts the matches in progress.
     pub fn per_cpu(running: Gauge) -> Self {
-        let count = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let count =
+            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, MAX_MATCH_SLOTS));
         Self {
             slots: Arc::new(Semaphore::new(count)),
             count,

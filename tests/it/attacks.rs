@@ -689,10 +689,21 @@ fn the_memory_budget_refuses_probes_that_would_not_fit() {
         app.metric(r#"lookout_probes_rejected_total{reason="memory"}"#),
         Some(1.0)
     );
+    // What is reserved, and the budget, are visible to the HPA and to alerts.
+    let cost = (10 << 20) + (256 << 10) + (128 << 10);
+    assert_eq!(
+        app.metric("lookout_probe_memory_reserved_bytes"),
+        Some(f64::from(3 * cost))
+    );
+    assert_eq!(
+        app.metric("lookout_probe_memory_budget_bytes"),
+        Some(f64::from(32 << 20))
+    );
     gate.open();
     for probe in held {
         assert_eq!(probe.join().unwrap().status, 200);
     }
+    assert_eq!(app.metric("lookout_probe_memory_reserved_bytes"), Some(0.0));
 }
 
 #[test]
