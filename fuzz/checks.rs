@@ -8,11 +8,9 @@
 use std::{path::Path, sync::OnceLock, time::Duration};
 
 use lookout::{
-    api::ProbeRequest,
-    config::{Config, Module, Pattern, TlsConfig, DEFAULT_MODULES},
-    duration::PromDuration,
-    policy::Rule,
-    prober::{self, url, Prober},
+    config::{Config, Module, Pattern, PromDuration, TlsConfig, DEFAULT_MODULES},
+    prober::{self, policy::Rule, url, Modules},
+    server::probe_api::ProbeRequest,
 };
 
 /// What a fuzzed modules file is called in error messages.
@@ -57,7 +55,7 @@ const EXTRA_MODULES: &str = "  http_host:
 /// - on success every file path in it is absolute (resolved against the
 ///   file's directory), every module gives a deadline for any scrape
 ///   timeout, and, when it names no TLS files (so nothing is read from
-///   disk), building the modules (`Prober::build`) does not panic.
+///   disk), building the modules (`Modules::build`) does not panic.
 pub(crate) fn modules_file(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let config = match Config::parse(&text, ORIGIN, Path::new(BASE)) {
@@ -95,7 +93,7 @@ pub(crate) fn modules_file(data: &[u8]) {
     });
     if !reads_files {
         // An error (say, a TLS version range rustls cannot offer) is fine.
-        let _ = Prober::build(&config);
+        let _ = Modules::build(&config);
     }
 }
 
@@ -129,13 +127,13 @@ fn check_deadline(deadline: Duration, module: &Module) {
 }
 
 /// The prober `/probe` is fuzzed against, built once.
-fn probe_prober() -> &'static Prober {
-    static PROBER: OnceLock<Prober> = OnceLock::new();
+fn probe_prober() -> &'static Modules {
+    static PROBER: OnceLock<Modules> = OnceLock::new();
     PROBER.get_or_init(|| {
         let text = format!("{DEFAULT_MODULES}{EXTRA_MODULES}");
         let config =
             Config::parse(&text, "fuzz modules", Path::new(".")).expect("the fuzz modules parse");
-        Prober::build(&config).expect("the fuzz modules build")
+        Modules::build(&config).expect("the fuzz modules build")
     })
 }
 

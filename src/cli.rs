@@ -6,14 +6,14 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{error::ErrorKind, Parser, Subcommand};
 
 use crate::{
-    config::{ByteSize, ConfigSource},
-    duration::PromDuration,
-    policy::{Rule, TargetPolicy},
-    prober::DEFAULT_MODULE,
-    serve::Limits,
-    server::{Settings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN},
-    state::ProbeLimits,
-    telemetry::LogFormat,
+    app::{Settings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN},
+    config::{ByteSize, ConfigSource, PromDuration},
+    prober::{
+        policy::{Rule, TargetPolicy},
+        DEFAULT_MODULE,
+    },
+    server::{listener::Limits, state::ProbeLimits},
+    telemetry::logging::LogFormat,
 };
 
 /// Environment variable: probe API address.

@@ -5,7 +5,7 @@
 
 use std::{io, net::SocketAddr};
 
-use crate::{config::ConfigError, tls::TlsError};
+use crate::{config::ConfigError, prober::ModuleError};
 
 /// Anything that stops lookout from starting, reloading or running.
 #[derive(Debug, thiserror::Error)]
@@ -13,24 +13,9 @@ pub enum Error {
     /// The modules file is unreadable or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A module's TLS material could not be loaded.
-    #[error("module {module:?}: {cause}")]
-    Module {
-        /// Module name.
-        module: String,
-        /// What was wrong with its TLS settings.
-        cause: TlsError,
-    },
-    /// A module's probe needs more memory than the whole probe budget.
-    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit and a response head), more than --max-probe-memory ({budget} bytes)")]
-    Memory {
-        /// Module name.
-        module: String,
-        /// Bytes one probe may need.
-        needs: u64,
-        /// The budget.
-        budget: u64,
-    },
+    /// A module cannot be made ready to probe with.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
     /// `lookout probe --module` names no configured module.
     #[error("unknown module {module:?} (modules: {known})")]
     UnknownModule {
@@ -67,8 +52,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_)
-            | Self::Module { .. }
-            | Self::Memory { .. }
+            | Self::Module(_)
             | Self::UnknownModule { .. }
             | Self::Access(_)
             | Self::LogFilter(_) => 2,

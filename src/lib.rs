@@ -6,28 +6,13 @@
 //! parses the command line and maps errors to exit codes; everything else
 //! lives here, so tests can drive it in-process.
 
-pub mod admin;
-pub mod api;
-pub mod auth;
+pub mod app;
 pub mod cli;
 pub mod config;
-pub mod duration;
 mod error;
-pub mod health;
-pub mod metrics;
-pub mod middleware;
-mod pattern;
-pub mod policy;
 pub mod prober;
-pub mod process;
-pub mod reload;
-pub mod serve;
 pub mod server;
-pub mod shutdown;
-pub mod state;
 pub mod telemetry;
-pub mod tls;
-pub mod watched;
 
 pub use error::Error;
 
@@ -35,7 +20,7 @@ pub use error::Error;
 /// exactly as start-up and reload do. Returns the module names.
 pub fn check_config(path: &std::path::Path) -> Result<Vec<String>, Error> {
     let config = config::Config::load(path)?;
-    let prober = prober::Prober::build(&config)?;
+    let prober = prober::Modules::build(&config)?;
     Ok(prober.module_names().map(str::to_owned).collect())
 }
 
@@ -46,10 +31,10 @@ pub async fn probe_once(
     module: &str,
     target: &str,
     deadline: Option<std::time::Duration>,
-    policy: &policy::TargetPolicy,
+    policy: &prober::policy::TargetPolicy,
 ) -> Result<prober::Report, Error> {
     let config = source.load()?;
-    let prober = prober::Prober::build(&config)?;
+    let prober = prober::Modules::build(&config)?;
     let Some(prepared) = prober.module(module) else {
         let known = prober.module_names().collect::<Vec<_>>().join(", ");
         return Err(Error::UnknownModule {

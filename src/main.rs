@@ -7,8 +7,9 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::Parser as _;
 use lookout::{
+    app::{self, App, Outcome},
     cli::{self, Cli, Command, Rejected},
-    shutdown::Outcome,
+    telemetry::logging,
 };
 
 fn main() -> ExitCode {
@@ -68,7 +69,7 @@ fn probe(
     module: &str,
     timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
-    lookout::telemetry::init(cli.log_format)?;
+    logging::init(cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -92,7 +93,7 @@ fn probe(
 }
 
 fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
-    lookout::telemetry::init(cli.log_format)?;
+    logging::init(cli.log_format)?;
     let source = cli.config_source();
     // Parse before binding anything: bad input must exit 2 without side effects.
     let config = source.load().map_err(lookout::Error::from)?;
@@ -105,7 +106,14 @@ fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         .max_blocking_threads(settings.probe_limits.max_probes + 16)
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(lookout::server::run(settings, source, config));
+    let outcome = runtime.block_on(async {
+        let (controller, control) = app::control();
+        app::forward_signals(controller)?;
+        App::bind(settings, source, config)
+            .await?
+            .run(control)
+            .await
+    });
     // Do not wait for stragglers (a DNS lookup on a blocking thread): the
     // shutdown sequence already gave requests their time.
     runtime.shutdown_background();

@@ -27,7 +27,9 @@ use tokio::{
     task::JoinHandle,
 };
 
+use super::policy::TargetPolicy;
 use super::{
+    address,
     report::{
         Report, DNS_LOOKUP, FAILED_DUE_TO_REGEX, HTTP_BODY_LENGTH, HTTP_CONTENT_LENGTH,
         HTTP_DURATION, HTTP_LAST_MODIFIED, HTTP_REDIRECTS, HTTP_SSL, HTTP_STATUS, HTTP_VERSION,
@@ -37,10 +39,7 @@ use super::{
     url::{self, Url},
     PreparedModule, ProbeOptions,
 };
-use crate::{
-    config::{HeaderMatch, HttpProbe, HttpVersion, Pattern},
-    policy::TargetPolicy,
-};
+use crate::config::{HeaderMatch, HttpProbe, HttpVersion, Pattern};
 
 /// blackbox_exporter (Go's client) follows at most ten redirects.
 const MAX_REDIRECTS: u32 = 10;
@@ -62,13 +61,24 @@ const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 
 const PHASES: [&str; 4] = ["connect", "processing", "tls", "transfer"];
 
-/// Runs an http probe; false on failure, with the reason in a debug log.
+/// The Host header a module sets, if any: the one rule for it (the
+/// `hostname` parameter may not contradict it, and it replaces the URL's).
+pub(crate) fn module_host(config: &HttpProbe) -> Option<&str> {
+    config
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map(|(_, value)| value.as_str())
+}
+
+/// Runs an http probe: `Ok(false)` when a check failed (each logs why),
+/// `Err` with the reason when the probe could not be made.
 pub(super) async fn probe(
     module: &PreparedModule,
     target: &str,
     options: ProbeOptions<'_>,
     report: &mut Report,
-) -> bool {
+) -> Result<bool, String> {
     let config = &module.config.http;
     // Registered up front, as blackbox_exporter does, so they print 0 on any failure.
     for gauge in [
@@ -82,13 +92,7 @@ pub(super) async fn probe(
     ] {
         report.set(gauge, 0.0);
     }
-    match run(module, config, target, options, report).await {
-        Ok(success) => success,
-        Err(reason) => {
-            tracing::debug!(%reason, "probe failed");
-            false
-        }
-    }
+    run(module, config, target, options, report).await
 }
 
 /// One request of the chain, as sent.
@@ -143,17 +147,14 @@ async fn run(
     };
     report.add_labeled(HTTP_DURATION, &["resolve"], lookup.as_secs_f64());
 
-    let host_override = options.hostname.map(str::to_owned).or_else(|| {
-        config
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-            .map(|(_, v)| v.clone())
-    });
+    let host_override = options
+        .hostname
+        .or_else(|| module_host(config))
+        .map(str::to_owned);
     if let Some(claimed) = &host_override {
         options
             .policy
-            .check_host_header(url::hostname_of(claimed))?;
+            .check_host_header(address::hostname_of(claimed))?;
     }
     let server_name = config
         .tls_config
@@ -162,7 +163,7 @@ async fn run(
         .or_else(|| {
             host_override
                 .as_deref()
-                .map(|h| url::hostname_of(h).to_owned())
+                .map(|h| address::hostname_of(h).to_owned())
         })
         .unwrap_or_else(|| host.clone());
     let mut hop = Hop {
@@ -458,6 +459,7 @@ async fn build_request(
     }
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     for (name, value) in &config.headers {
+        // Sent as the Host above (module_host).
         if name.eq_ignore_ascii_case("host") {
             continue;
         }

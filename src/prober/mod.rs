@@ -5,12 +5,15 @@
 //! connection, TLS, request and body; whatever it measured before the
 //! deadline stays in the report, as with blackbox_exporter's context.
 
+mod address;
+pub(crate) mod client_tls;
 mod http;
 mod limits;
+pub mod policy;
 pub mod report;
-pub mod resolve;
+mod resolve;
 mod tcp;
-pub mod tls_info;
+mod tls_info;
 pub mod url;
 
 use std::{
@@ -21,16 +24,13 @@ use std::{
 
 use tracing::Instrument as _;
 
+pub(crate) use self::http::module_host;
+use self::{client_tls::ClientTls, policy::TargetPolicy};
 pub use self::{
     limits::{MatchSlots, Ticket},
     report::Report,
 };
-use crate::{
-    config::{Config, Module, ProberKind},
-    policy::TargetPolicy,
-    tls::{self, ClientTls},
-    Error,
-};
+use crate::config::{Config, Module, ProberKind};
 
 /// ALPN offer of the http prober: HTTP/2 first unless the module disables it.
 const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -45,6 +45,29 @@ pub const TIMEOUT_OFFSET: f64 = 0.5;
 
 /// Scrape timeout assumed when Prometheus sends none (blackbox_exporter's).
 const DEFAULT_SCRAPE_TIMEOUT: f64 = 120.0;
+
+/// Why a module cannot be made ready to probe with; one line naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// Its TLS material could not be loaded.
+    #[error("module {module:?}: {cause}")]
+    Tls {
+        /// Module name.
+        module: String,
+        /// What was wrong with its TLS settings.
+        cause: client_tls::TlsError,
+    },
+    /// One of its probes needs more memory than the whole probe budget.
+    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit and a response head), more than --max-probe-memory ({budget} bytes)")]
+    Memory {
+        /// Module name.
+        module: String,
+        /// Bytes one probe may need.
+        needs: u64,
+        /// The budget.
+        budget: u64,
+    },
+}
 
 /// One module, ready to probe with.
 #[derive(Debug)]
@@ -88,14 +111,14 @@ fn memory_cost(module: &Module) -> u64 {
 
 /// Every module of one configuration.
 #[derive(Debug, Default)]
-pub struct Prober {
+pub struct Modules {
     modules: BTreeMap<String, Arc<PreparedModule>>,
 }
 
-impl Prober {
+impl Modules {
     /// Builds every module's TLS configuration; fails on the first module
     /// whose TLS files are missing or unusable, naming it.
-    pub fn build(config: &Config) -> Result<Self, Error> {
+    pub fn build(config: &Config) -> Result<Self, ModuleError> {
         let mut modules = BTreeMap::new();
         for (name, module) in &config.modules {
             let (tls_config, alpn) = match module.prober {
@@ -103,10 +126,11 @@ impl Prober {
                 ProberKind::Http => (&module.http.tls_config, ALPN_H1),
                 ProberKind::Tcp => (&module.tcp.tls_config, &[][..]),
             };
-            let tls = tls::client_config(tls_config, alpn).map_err(|cause| Error::Module {
-                module: name.clone(),
-                cause,
-            })?;
+            let tls =
+                client_tls::client_config(tls_config, alpn).map_err(|cause| ModuleError::Tls {
+                    module: name.clone(),
+                    cause,
+                })?;
             modules.insert(
                 name.clone(),
                 Arc::new(PreparedModule {
@@ -127,9 +151,9 @@ impl Prober {
 
     /// Fails when a module's probes need more memory than `budget` bytes
     /// in all: none of them could ever run.
-    pub fn fit(&self, budget: u64) -> Result<(), Error> {
+    pub fn fit(&self, budget: u64) -> Result<(), ModuleError> {
         match self.modules.values().find(|m| m.memory_cost > budget) {
-            Some(module) => Err(Error::Memory {
+            Some(module) => Err(ModuleError::Memory {
                 module: module.name.clone(),
                 needs: module.memory_cost,
                 budget,
@@ -188,18 +212,19 @@ pub async fn run(
     let probing = async {
         match module.config.prober {
             ProberKind::Http => http::probe(module, target, options, &mut report).await,
-            ProberKind::Tcp => tcp::probe(module, target, options, &mut report).await,
+            ProberKind::Tcp => tcp::probe(module, target, options, &mut report)
+                .await
+                .map(|()| true),
         }
     };
-    let success = match tokio::time::timeout(deadline, probing.instrument(span.clone())).await {
+    // The one place a failed probe says why (checks that fail log their own detail).
+    let outcome = tokio::time::timeout(deadline, probing.instrument(span.clone()))
+        .await
+        .unwrap_or_else(|_| Err(format!("timeout after {} ms", deadline.as_millis())));
+    let success = match outcome {
         Ok(success) => success,
-        Err(_) => {
-            span.in_scope(|| {
-                tracing::debug!(
-                    timeout_ms = deadline.as_millis() as u64,
-                    "probe failed: timeout"
-                );
-            });
+        Err(reason) => {
+            span.in_scope(|| tracing::debug!(%reason, "probe failed"));
             false
         }
     };
@@ -210,7 +235,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::PromDuration;
+    use crate::config::PromDuration;
 
     fn module(timeout: Duration) -> Module {
         let mut config = Config::embedded_default().unwrap();

@@ -139,11 +139,6 @@ impl Report {
         self.refused.as_deref()
     }
 
-    /// Names of the registered metrics, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.families.keys().copied()
-    }
-
     /// Text format 0.0.4, as Go's client writes it.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);

@@ -85,7 +85,7 @@ fn pick(addrs: &[IpAddr], preferred: IpProtocol, fallback: bool) -> Result<IpAdd
 
 /// FNV-1a (32 bit) over the address bytes, the 4-byte form for IPv4 and
 /// IPv4-mapped IPv6: blackbox_exporter's `probe_ip_addr_hash`.
-pub fn ip_hash(ip: IpAddr) -> u32 {
+pub(crate) fn ip_hash(ip: IpAddr) -> u32 {
     let v4;
     let v6;
     let bytes: &[u8] = match ip {

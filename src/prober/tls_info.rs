@@ -26,7 +26,7 @@ const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
 /// The TLS facts of one connection, captured right after the handshake.
 #[derive(Debug, Clone, Default)]
-pub struct TlsState {
+pub(crate) struct TlsState {
     /// Certificates as the server sent them, leaf first.
     pub peer_certificates: Vec<CertificateDer<'static>>,
     /// Negotiated protocol version.
@@ -38,7 +38,7 @@ pub struct TlsState {
 /// Completes a TLS handshake over `stream` with the module's client setup and
 /// captures what blackbox_exporter reports about it.
 pub(super) async fn connect<S>(
-    tls: &crate::tls::ClientTls,
+    tls: &super::client_tls::ClientTls,
     server_name: &str,
     stream: S,
     peer: std::net::SocketAddr,
@@ -66,7 +66,11 @@ where
 
 /// Registers and sets the four TLS metrics. `extra_roots` are the module's
 /// `ca_file` certificates, whose expiry counts when they anchor the chain.
-pub fn record(report: &mut Report, state: &TlsState, extra_roots: &[crate::tls::RootExpiry]) {
+pub(crate) fn record(
+    report: &mut Report,
+    state: &TlsState,
+    extra_roots: &[super::client_tls::RootExpiry],
+) {
     let parsed: Vec<X509Certificate<'_>> = state
         .peer_certificates
         .iter()
@@ -159,7 +163,7 @@ const STANDARD: [(&str, &str); 9] = [
 ];
 
 /// Go's `pkix.Name.String()`.
-pub fn go_name(name: &X509Name<'_>) -> String {
+pub(crate) fn go_name(name: &X509Name<'_>) -> String {
     // (oid, value) in wire order; non-string values are kept as raw DER.
     let attributes: Vec<(String, Result<String, Vec<u8>>)> = name
         .iter()

@@ -15,6 +15,8 @@
 
 use std::fmt::Write as _;
 
+use super::address::{port_number, split_host_port, valid_optional_port};
+
 /// A parsed absolute `http` or `https` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -102,17 +104,8 @@ impl Url {
     pub fn port(&self) -> Result<u16, String> {
         match split_host_port(&self.host).1 {
             None | Some("") => Ok(if self.is_https() { 443 } else { 80 }),
-            Some(port) => port
-                .trim_start_matches('0')
-                .parse::<u16>()
-                .or_else(|e| {
-                    if port.bytes().all(|b| b == b'0') {
-                        Ok(0)
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(|_| format!("address {port}: invalid port")),
+            // Digits only: the parser took nothing else.
+            Some(port) => port_number(port),
         }
     }
 
@@ -333,34 +326,6 @@ fn parse_host(host: &str) -> Result<String, String> {
         }
     }
     unescape(host, Part::Host)
-}
-
-/// Empty, or `:` and digits only.
-fn valid_optional_port(port: &str) -> bool {
-    port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// The host of a `host[:port]` (a Host header), without port and brackets.
-pub fn hostname_of(authority: &str) -> &str {
-    split_host_port(authority).0
-}
-
-/// Go's `splitHostPort`: a valid port is split off, brackets removed.
-fn split_host_port(host_port: &str) -> (&str, Option<&str>) {
-    let (mut host, mut port) = (host_port, None);
-    if let Some(colon) = host_port.rfind(':') {
-        if valid_optional_port(&host_port[colon..]) {
-            host = &host_port[..colon];
-            port = Some(&host_port[colon + 1..]);
-        }
-    }
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        host = inner;
-    }
-    (host, port)
 }
 
 /// Go's `shouldEscape` for the parts we use.

@@ -563,7 +563,7 @@ fn body_matches_run_on_their_own_threads_and_are_bounded() {
     // A pattern no lazy DFA can hold: the match falls back to a slow NFA
     // simulation and runs for many seconds on 256 KiB, far past the 1 s deadline.
     let modules = body_modules(dir.path(), "(?:[01]{3,30}1){20}2", "1s");
-    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
+    let app = crate::support::spawn_process(&["--config.file", modules.to_str().unwrap()], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
     let slots = app
         .metric("lookout_body_match_slots")
@@ -617,7 +617,7 @@ fn body_matches_run_on_their_own_threads_and_are_bounded() {
 fn a_body_kept_for_a_regexp_is_not_copied() {
     let dir = tempfile::tempdir().unwrap();
     let modules = body_modules(dir.path(), "never", "10s");
-    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
+    let app = crate::support::spawn_process(&["--config.file", modules.to_str().unwrap()], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
     // Warm up the allocator and the connection paths with a small probe.
     assert!(succeeded(
@@ -721,7 +721,7 @@ fn a_probe_in_flight_holds_less_than_its_reservation() {
         format!("modules:\n  http_2xx:\n    prober: http\n  https:\n    prober: http\n    http:\n      tls_config:\n        ca_file: {}\n", ca.display()),
     )
     .unwrap();
-    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
+    let app = crate::support::spawn_process(&["--config.file", modules.to_str().unwrap()], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
     let held = 200;
     let leaf = pki.leaf(&["localhost"], (2020, 2040));

@@ -20,9 +20,21 @@ use crate::{
 };
 
 fn app(extra: &[&str]) -> App {
+    ready(spawn_app(&with_modules(extra), &[]))
+}
+
+/// The same as the binary, for what needs a process: signals, its own /proc.
+fn process(extra: &[&str]) -> App {
+    ready(crate::support::spawn_process(&with_modules(extra), &[]))
+}
+
+fn with_modules<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--config.file", world().modules.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let app = spawn_app(&args, &[]);
+    args
+}
+
+fn ready(app: App) -> App {
     app.admin_until("/readyz", |r| r.status == 200);
     app
 }
@@ -86,7 +98,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn drain_under_load_loses_no_request() {
     // The delay only has to outlast the clients' reaction to readiness turning
     // 503 (milliseconds); the test waits for the exit, so it costs nothing.
-    let mut app = app(&["--shutdown-delay", "3s", "--drain-timeout", "1h"]);
+    let mut app = process(&["--shutdown-delay", "3s", "--drain-timeout", "1h"]);
     let target = format!("http://{}/ok", world().http);
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -448,7 +460,7 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 
 #[test]
 fn memory_returns_to_where_it_started_after_10000_failing_probes() {
-    let app = app(&[]);
+    let app = process(&[]);
     let path = probe_path("tcp_connect", &world().closed.to_string());
     let mut client = KeepAlive::connect(app.probe);
     let mut run = |n: usize| {

@@ -6,7 +6,7 @@ use std::{
 };
 
 use crate::{
-    support::{ca_pem, parse_response, spawn_app, App, Response, PATIENCE},
+    support::{ca_pem, parse_response, spawn_app, spawn_process, App, Response, PATIENCE},
     targets::Gate,
 };
 
@@ -41,7 +41,7 @@ fn readiness_is_503_until_warm_up_ends_while_healthz_answers_at_once() {
 #[test]
 fn sigterm_turns_readiness_off_at_once_keeps_serving_then_exits_0() {
     // The delay must outlast the three requests below; the test waits for the exit.
-    let mut app = spawn_app(&["--shutdown-delay", "3s", "--drain-timeout", "5s"], &[]);
+    let mut app = spawn_process(&["--shutdown-delay", "3s", "--drain-timeout", "5s"], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
 
     // A keep-alive connection opened before the signal keeps working during the delay.
@@ -70,7 +70,7 @@ fn sigterm_turns_readiness_off_at_once_keeps_serving_then_exits_0() {
 
 #[test]
 fn sigint_shuts_down_like_sigterm() {
-    let mut app = spawn_app(&["--shutdown-delay", "0s"], &[]);
+    let mut app = spawn_process(&["--shutdown-delay", "0s"], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
     app.signal("INT");
     assert_eq!(app.wait().code(), Some(0));
@@ -82,7 +82,7 @@ fn sigint_shuts_down_like_sigterm() {
 #[test]
 fn a_second_signal_exits_at_once() {
     // A delay far longer than the test's patience: only the second signal can end it in time.
-    let mut app = spawn_app(&["--shutdown-delay", "1h"], &[]);
+    let mut app = spawn_process(&["--shutdown-delay", "1h"], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
     app.signal("TERM");
     app.admin_until("/readyz", |r| r.status == 503);
@@ -106,7 +106,7 @@ fn sigterm_during_a_held_probe(
     use crate::{probe::encode, targets::world};
     let modules = world().modules.to_str().unwrap();
     // No shutdown delay: the listeners close at once and only the drain keeps the probe alive.
-    let app = spawn_app(
+    let app = spawn_process(
         &[
             "--config.file",
             modules,

@@ -6,7 +6,7 @@ use crate::support::{request, spawn_app};
 
 #[test]
 fn json_logs_carry_one_object_per_request_with_its_fields() {
-    let app = spawn_app(&[], &[]);
+    let app = crate::support::spawn_process(&[], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
     assert_eq!(request(app.probe, "GET", "/-/healthy", &[]).status, 200);
     let line = app.log_line("\"route\":\"/-/healthy\"");

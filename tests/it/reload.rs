@@ -65,7 +65,7 @@ fn sighup_reloads_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blackbox.yml");
     write(&file, "modules:\n  one:\n    prober: http\n");
-    let app = spawn_app(&["--config.file", file.to_str().unwrap()], &[]);
+    let app = crate::support::spawn_process(&["--config.file", file.to_str().unwrap()], &[]);
     app.admin_until("/readyz", |r| r.status == 200);
 
     write(&file, "modules: {broken\n");
@@ -78,4 +78,40 @@ fn sighup_reloads_the_file() {
     assert!(app
         .log_line("configuration reloaded")
         .contains("\"modules\":1"));
+}
+
+#[test]
+fn an_app_in_process_reloads_and_stops_through_its_control() {
+    use lookout::app::{Command, Stop};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blackbox.yml");
+    write(&file, "modules:\n  one:\n    prober: http\n");
+    let app = spawn_app(
+        &[
+            "--config.file",
+            file.to_str().unwrap(),
+            "--shutdown-delay",
+            "1h",
+        ],
+        &[],
+    );
+    app.admin_until("/readyz", |r| r.status == 200);
+    // What SIGHUP does in the binary, a test's controller does here.
+    write(&file, "modules: {broken\n");
+    app.send(Command::Reload);
+    app.admin_until("/metrics", |r| r.body.contains(&format!("{SUCCESS} 0")));
+    write(
+        &file,
+        "modules:\n  one:\n    prober: http\n  two:\n    prober: tcp\n",
+    );
+    app.send(Command::Reload);
+    app.admin_until("/metrics", |r| r.body.contains(&format!("{SUCCESS} 1")));
+    // And what SIGTERM does: readiness off at once, still serving (the delay is an hour).
+    app.send(Command::Stop(Stop {
+        name: "test",
+        number: 15,
+    }));
+    let readyz = app.admin_until("/readyz", |r| r.status == 503);
+    assert!(readyz.body.contains("shutting down"), "{readyz:?}");
+    assert_eq!(app.admin("GET", "/healthz").status, 200);
 }

@@ -1,4 +1,7 @@
-//! Starting lookout as a child process and talking to it over TCP.
+//! Starting lookout and talking to it over TCP: in this process (the
+//! service as a value: `App::bind`, then `run` on a runtime of its own), or
+//! as the real binary where a test needs a process boundary (signals, exit
+//! statuses, the command line, its own /proc figures, a mount namespace).
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -19,15 +22,124 @@ pub fn lookout() -> Command {
 
 /// A running lookout server.
 pub struct App {
-    child: Child,
+    kind: Kind,
     pub probe: SocketAddr,
     pub admin: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
-/// Starts `lookout` on ephemeral loopback ports with JSON logs, plus `args`
-/// and `env`, and waits until both listeners are bound.
+enum Kind {
+    Process(Child),
+    InProcess {
+        runtime: Option<tokio::runtime::Runtime>,
+        controller: lookout::app::Controller,
+    },
+}
+
+/// Starts lookout in this process on ephemeral loopback ports, parsing
+/// `args` as the command line; `env` may set `RUST_LOG` (its logs, captured
+/// per app as JSON lines). Both listeners are bound when it returns.
 pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
+    use lookout::{app, cli::Cli, telemetry::logging};
+    let mut argv = vec![
+        "lookout",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    argv.extend_from_slice(args);
+    let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("valid arguments for lookout");
+    let directives = env
+        .iter()
+        .find(|(name, _)| *name == "RUST_LOG")
+        .map(|(_, value)| *value);
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let dispatch = logging::dispatch(
+        logging::LogFormat::Json,
+        directives,
+        Capture(Arc::clone(&logs)),
+        false,
+    )
+    .expect("a valid RUST_LOG");
+    // Every thread of this app's runtime logs to this app's capture.
+    let on_start = dispatch.clone();
+    let settings = cli.settings();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(settings.probe_limits.max_probes + 16)
+        .enable_all()
+        .on_thread_start(move || {
+            let guard = tracing::dispatcher::set_default(&on_start);
+            THREAD_LOGS.with(|slot| *slot.borrow_mut() = Some(guard));
+        })
+        .build()
+        .unwrap();
+    let source = cli.config_source();
+    let config = source.load().expect("a valid modules file");
+    let (controller, control) = app::control();
+    let bound = tracing::dispatcher::with_default(&dispatch, || {
+        runtime.block_on(app::App::bind(settings, source, config))
+    })
+    .expect("lookout binds its listeners");
+    let (probe, admin) = (bound.probe_addr(), bound.admin_addr());
+    runtime.spawn(bound.run(control));
+    App {
+        kind: Kind::InProcess {
+            runtime: Some(runtime),
+            controller,
+        },
+        probe,
+        admin,
+        logs,
+    }
+}
+
+thread_local! {
+    static THREAD_LOGS: std::cell::RefCell<Option<tracing::dispatcher::DefaultGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Collects an in-process app's log lines.
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Capture {
+    type Writer = CaptureLine;
+
+    fn make_writer(&'w self) -> Self::Writer {
+        CaptureLine(Arc::clone(&self.0), Vec::new())
+    }
+}
+
+/// One event's output, stored as lines when dropped.
+struct CaptureLine(Arc<Mutex<Vec<String>>>, Vec<u8>);
+
+impl Write for CaptureLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for CaptureLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.1);
+        let mut lines = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines.extend(text.lines().map(str::to_owned));
+    }
+}
+
+/// Starts the `lookout` binary on ephemeral loopback ports with JSON logs,
+/// plus `args` and `env`, and waits until both listeners are bound.
+pub fn spawn_process(args: &[&str], env: &[(&str, &str)]) -> App {
     let mut command = lookout();
     configure(&mut command, args, env);
     spawn_command(command)
@@ -99,7 +211,7 @@ fn spawn_command(mut command: Command) -> App {
         }
     }
     App {
-        child,
+        kind: Kind::Process(child),
         probe: probe.unwrap(),
         admin: admin.unwrap(),
         logs,
@@ -107,10 +219,28 @@ fn spawn_command(mut command: Command) -> App {
 }
 
 impl App {
+    fn child(&mut self) -> &mut Child {
+        match &mut self.kind {
+            Kind::Process(child) => child,
+            Kind::InProcess { .. } => panic!("this test needs lookout as a process: spawn_process"),
+        }
+    }
+
     /// The process id of lookout itself (the child, or the process the
     /// namespace wrapper exec'd into: the same id).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.kind {
+            Kind::Process(child) => child.id(),
+            Kind::InProcess { .. } => panic!("this test needs lookout as a process: spawn_process"),
+        }
+    }
+
+    /// Tells an in-process app what a signal would: stop or reload.
+    pub fn send(&self, command: lookout::app::Command) {
+        match &self.kind {
+            Kind::InProcess { controller, .. } => controller.send(command),
+            Kind::Process(_) => panic!("a process takes signals: signal()"),
+        }
     }
 
     /// A line of /proc/PID/status, e.g. `Threads` or `VmHWM`, as a number.
@@ -147,7 +277,7 @@ impl App {
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.child().try_wait().expect("try_wait") {
                 return status;
             }
             assert!(
@@ -198,9 +328,19 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        // Only our own child, by PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.kind {
+            // Only our own child, by PID.
+            Kind::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            // Every task ends with the runtime; the listeners close with them.
+            Kind::InProcess { runtime, .. } => {
+                if let Some(runtime) = runtime.take() {
+                    runtime.shutdown_background();
+                }
+            }
+        }
     }
 }
 

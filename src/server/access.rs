@@ -1,7 +1,8 @@
-//! Optional authentication of both listeners, the counterpart of
-//! blackbox_exporter's web config: HTTP basic authentication with users from
-//! a file, or a bearer token from a file. Both files are re-read when they
-//! change. Wrong or missing credentials get 401 and nothing else.
+//! Who may talk to the listeners, the counterpart of blackbox_exporter's web
+//! config: TLS with a certificate re-read when its files change, and HTTP
+//! basic authentication with users from a file or a bearer token from a
+//! file, both re-read when they change. Wrong or missing credentials get 401
+//! and nothing else.
 //!
 //! A request must carry exactly one `Authorization` field: the scheme in any
 //! case (RFC 7235), one or more spaces, and the credentials as token68. Basic
@@ -10,9 +11,13 @@
 //!
 //! `/healthz`, `/readyz` and `/-/healthy` stay open: the kubelet probes the
 //! first two without credentials, readiness asks the probe listener for the
-//! third (see `health`), and none of them reveals anything.
+//! third (see `readiness`), and none of them reveals anything.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use axum::{
     extract::{Request, State},
@@ -26,7 +31,52 @@ use base64::{
     Engine as _,
 };
 
-use crate::watched::{self, Watched};
+use rustls::{
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+    ServerConfig,
+};
+
+use super::watched::{self, Watched};
+
+/// A listener certificate re-read when its files change, so cert-manager
+/// rotations apply without a restart.
+#[derive(Debug)]
+pub(crate) struct ListenerTls(Watched<CertifiedKey>);
+
+impl ListenerTls {
+    /// Loads the PEM certificate chain and key now (an error is a start-up error).
+    pub(crate) fn new(cert_file: PathBuf, key_file: PathBuf) -> Result<Self, String> {
+        Watched::new(vec![cert_file, key_file], |paths| {
+            load_key_pair(&paths[0], &paths[1])
+        })
+        .map(Self)
+    }
+
+    /// The rustls configuration of a listener using this certificate.
+    pub(crate) fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, String> {
+        let mut config = ServerConfig::builder_with_provider(crate::prober::client_tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for ListenerTls {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.get())
+    }
+}
+
+fn load_key_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
+    let chain = crate::prober::client_tls::read_certs(cert_file).map_err(|e| e.to_string())?;
+    let key = crate::prober::client_tls::read_key(key_file).map_err(|e| e.to_string())?;
+    CertifiedKey::from_der(chain, key, &crate::prober::client_tls::provider())
+        .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))
+}
 
 /// Paths that never ask for credentials.
 const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/-/healthy"];
@@ -39,7 +89,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// What a request must present.
 #[derive(Debug)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// `user:password` lines (blank lines and `#` comments ignored).
     Basic(Watched<Vec<(String, String)>>),
     /// One token.
@@ -48,7 +98,7 @@ pub enum Auth {
 
 impl Auth {
     /// Basic authentication with the users in `path`.
-    pub fn basic(path: PathBuf) -> Result<Self, String> {
+    pub(crate) fn basic(path: PathBuf) -> Result<Self, String> {
         Watched::new(vec![path], |paths| {
             parse_users(&watched::read(&paths[0])?, &paths[0].display().to_string())
         })
@@ -56,7 +106,7 @@ impl Auth {
     }
 
     /// Bearer authentication with the token in `path`.
-    pub fn bearer(path: PathBuf) -> Result<Self, String> {
+    pub(crate) fn bearer(path: PathBuf) -> Result<Self, String> {
         Watched::new(vec![path], |paths| {
             parse_token(&watched::read(&paths[0])?, &paths[0].display().to_string())
         })
@@ -193,7 +243,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Middleware: 401 unless the request carries valid credentials.
-pub async fn require(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+pub(crate) async fn require(
+    State(auth): State<Arc<Auth>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if OPEN_PATHS.contains(&request.uri().path()) || auth.admits(request.headers()) {
         return next.run(request).await;
     }

@@ -57,12 +57,12 @@ impl From<rustls::Error> for TlsError {
 }
 
 /// The provider every configuration uses.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The compiled-in Mozilla roots.
-pub fn webpki_roots() -> RootCertStore {
+pub(crate) fn webpki_roots() -> RootCertStore {
     RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
 }
 
@@ -101,7 +101,7 @@ pub struct ClientTls {
 
 /// Builds the client configuration for one module's `tls_config`; `alpn`
 /// lists the protocols offered, most preferred first.
-pub fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsError> {
+pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsError> {
     let provider = provider();
     let versions = versions(tls.min_version, tls.max_version);
     let builder =

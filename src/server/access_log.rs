@@ -10,7 +10,8 @@ use axum::{
     response::Response,
 };
 
-use crate::{metrics::RequestLabels, state::AppState};
+use super::state::AppState;
+use crate::telemetry::metrics::RequestLabels;
 
 /// Route label for requests no route matched: one value, whatever the URI.
 const UNMATCHED: &str = "unmatched";
@@ -36,7 +37,11 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Records the request's route, method, status and latency.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let route = request
         .extensions()

@@ -14,17 +14,17 @@ use axum::{
     Router,
 };
 
+use super::state::AppState;
 use crate::{
-    metrics::{ModuleLabels, ProbeLabels, RejectLabels},
-    prober::{self, report, PreparedModule, ProbeOptions, Prober, Ticket},
-    state::AppState,
+    prober::{self, report, Modules, PreparedModule, ProbeOptions, Ticket},
+    telemetry::metrics::{ModuleLabels, ProbeLabels, RejectLabels},
 };
 
 /// Prometheus announces its scrape timeout in this header.
 const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
 
 /// The probe API routes (`server::instrument` adds logging, metrics and auth).
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/-/healthy", get(healthy))
@@ -63,7 +63,7 @@ impl ProbeRequest {
     pub fn parse(
         query: &str,
         scrape_timeout: Option<&[u8]>,
-        prober: &Prober,
+        prober: &Modules,
     ) -> Result<Self, Refusal> {
         let refuse = |status, body: String| Refusal {
             status,
@@ -109,13 +109,7 @@ impl ProbeRequest {
             ));
         };
         let hostname = param("hostname");
-        let configured_host = module
-            .config
-            .http
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-            .map(|(_, v)| v.as_str());
+        let configured_host = prober::module_host(&module.config.http);
         if let (Some(hostname), Some(configured)) = (hostname, configured_host) {
             if hostname != configured {
                 return Err(refuse(
@@ -230,6 +224,7 @@ async fn probe(
         metrics.probe_memory_reserved.clone(),
     );
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
+    let started = std::time::Instant::now();
     let deadline = prober::timeout(request.scrape_timeout, &module.config);
     let options = ProbeOptions {
         hostname: request.hostname.as_deref(),
@@ -246,11 +241,10 @@ async fn probe(
     let module_labels = ModuleLabels {
         module: module.name.clone(),
     };
-    let seconds = report.get(report::PROBE_DURATION, &[]).unwrap_or_default();
     metrics
         .probe_duration
         .get_or_create(&module_labels)
-        .observe(seconds);
+        .observe(started.elapsed().as_secs_f64());
     metrics
         .probes
         .get_or_create(&ProbeLabels {
@@ -309,8 +303,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn prober() -> Prober {
-        Prober::build(&Config::embedded_default().unwrap()).unwrap()
+    fn prober() -> Modules {
+        Modules::build(&Config::embedded_default().unwrap()).unwrap()
     }
 
     #[test]

@@ -14,10 +14,10 @@ use axum::{
     Router,
 };
 
-use crate::{health::NotReady, reload, state::AppState};
+use super::{readiness::NotReady, reload, state::AppState};
 
 /// The admin routes (`server::instrument` adds logging, metrics and auth).
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

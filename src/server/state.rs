@@ -4,24 +4,23 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio::sync::Semaphore;
 
+use super::readiness::{Health, ListenerCheck};
 use crate::{
     config::ConfigSource,
-    health::{Health, ListenerCheck},
-    metrics::Metrics,
-    policy::TargetPolicy,
-    prober::{MatchSlots, Prober},
+    prober::{policy::TargetPolicy, MatchSlots, Modules},
+    telemetry::metrics::Metrics,
 };
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
+pub(crate) struct AppState(Arc<Shared>);
 
 #[derive(Debug)]
 struct Shared {
     health: Health,
     metrics: Metrics,
     source: ConfigSource,
-    prober: RwLock<Option<Arc<Prober>>>,
+    prober: RwLock<Option<Arc<Modules>>>,
     /// Serialises reloads so SIGHUP and POST /-/reload cannot interleave.
     reload: tokio::sync::Mutex<()>,
     /// One permit per probe that may run at once.
@@ -48,7 +47,7 @@ pub struct ProbeLimits {
 impl AppState {
     /// State for a server that reads its modules from `source`, runs probes
     /// within `limits` and applies `policy` to every target.
-    pub fn new(source: ConfigSource, limits: ProbeLimits, policy: TargetPolicy) -> Self {
+    pub(crate) fn new(source: ConfigSource, limits: ProbeLimits, policy: TargetPolicy) -> Self {
         let kib = usize::try_from(limits.max_memory >> 10)
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
@@ -77,12 +76,12 @@ impl AppState {
     }
 
     /// A permit to run one probe, or `None` when the limit is reached.
-    pub fn try_probe_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    pub(crate) fn try_probe_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         Arc::clone(&self.0.probe_permits).try_acquire_owned().ok()
     }
 
     /// `bytes` of the memory budget, or `None` when that much is not free.
-    pub fn try_memory(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    pub(crate) fn try_memory(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
         Arc::clone(&self.0.memory_permits)
             .try_acquire_many_owned(kib)
@@ -90,18 +89,18 @@ impl AppState {
     }
 
     /// The probe memory budget in bytes.
-    pub fn max_memory(&self) -> u64 {
+    pub(crate) fn max_memory(&self) -> u64 {
         self.0.max_memory
     }
 
     /// Records how to reach the probe listener, for readiness.
-    pub fn set_probe_listener(&self, check: ListenerCheck) {
+    pub(crate) fn set_probe_listener(&self, check: ListenerCheck) {
         let _ = self.0.probe_listener.set(check);
     }
 
     /// Whether the probe listener answers (`Ok` before it is bound: the
     /// warm-up keeps readiness off until then anyway).
-    pub async fn probe_listener_answers(&self) -> Result<(), String> {
+    pub(crate) async fn probe_listener_answers(&self) -> Result<(), String> {
         match self.0.probe_listener.get() {
             Some(check) => check.answers().await,
             None => Ok(()),
@@ -109,39 +108,39 @@ impl AppState {
     }
 
     /// Body matches that may run at once.
-    pub fn matches(&self) -> &MatchSlots {
+    pub(crate) fn matches(&self) -> &MatchSlots {
         &self.0.matches
     }
 
     /// The concurrent probe limit.
-    pub fn max_probes(&self) -> usize {
+    pub(crate) fn max_probes(&self) -> usize {
         self.0.max_probes
     }
 
     /// Who may probe what.
-    pub fn policy(&self) -> &TargetPolicy {
+    pub(crate) fn policy(&self) -> &TargetPolicy {
         &self.0.policy
     }
 
     /// Readiness and liveness.
-    pub fn health(&self) -> &Health {
+    pub(crate) fn health(&self) -> &Health {
         &self.0.health
     }
 
     /// lookout's own metrics.
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
 
     /// Where modules are (re)loaded from.
-    pub fn source(&self) -> &ConfigSource {
+    pub(crate) fn source(&self) -> &ConfigSource {
         &self.0.source
     }
 
     /// The modules in force, once warm-up has built them.
-    pub fn prober(&self) -> Option<Arc<Prober>> {
+    pub(crate) fn prober(&self) -> Option<Arc<Modules>> {
         // A poisoned lock only means a writer panicked between two whole
-        // assignments; the value inside is still a complete Prober.
+        // assignments; the value inside is still a complete Modules.
         self.0
             .prober
             .read()
@@ -150,7 +149,7 @@ impl AppState {
     }
 
     /// Puts a new set of modules in force; probes already running keep theirs.
-    pub fn install(&self, prober: Prober) {
+    pub(crate) fn install(&self, prober: Modules) {
         *self
             .0
             .prober

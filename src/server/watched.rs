@@ -16,7 +16,7 @@ use std::{
 };
 
 /// How stale a value may be before its files are looked at again.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 type Stamp = Vec<Option<(SystemTime, u64)>>;
 
@@ -24,7 +24,7 @@ type Stamp = Vec<Option<(SystemTime, u64)>>;
 type Loader<T> = Box<dyn Fn(&[PathBuf]) -> Result<T, String> + Send + Sync>;
 
 /// A value loaded from one or more files, reloaded when they change.
-pub struct Watched<T> {
+pub(crate) struct Watched<T> {
     paths: Vec<PathBuf>,
     load: Loader<T>,
     state: Mutex<State<T>>,
@@ -57,7 +57,7 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
 
 impl<T> Watched<T> {
     /// Loads the value now; an error here is a start-up error.
-    pub fn new(
+    pub(crate) fn new(
         paths: Vec<PathBuf>,
         load: impl Fn(&[PathBuf]) -> Result<T, String> + Send + Sync + 'static,
     ) -> Result<Self, String> {
@@ -75,7 +75,7 @@ impl<T> Watched<T> {
     }
 
     /// The current value, reloaded first if the files changed.
-    pub fn get(&self) -> Arc<T> {
+    pub(crate) fn get(&self) -> Arc<T> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.checked.elapsed() >= CHECK_INTERVAL {
             state.checked = Instant::now();
@@ -98,6 +98,6 @@ impl<T> Watched<T> {
 }
 
 /// Reads a whole file as text, naming it in the error.
-pub fn read(path: &Path) -> Result<String, String> {
+pub(crate) fn read(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -32,14 +32,14 @@ const LISTENER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Asks the probe listener for `/-/healthy` over a fresh loopback connection,
 /// as a scraper would reach it (TLS included).
 #[derive(Debug, Clone)]
-pub struct ListenerCheck {
+pub(crate) struct ListenerCheck {
     addr: SocketAddr,
     tls: Option<Arc<ClientConfig>>,
 }
 
 impl ListenerCheck {
     /// A check of the listener bound to `bound`; `tls` when it serves TLS.
-    pub fn new(bound: SocketAddr, tls: bool) -> Self {
+    pub(crate) fn new(bound: SocketAddr, tls: bool) -> Self {
         // A wildcard address is reached through loopback.
         let ip = match bound.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -48,12 +48,12 @@ impl ListenerCheck {
         };
         Self {
             addr: SocketAddr::new(ip, bound.port()),
-            tls: tls.then(crate::tls::self_check_config),
+            tls: tls.then(crate::prober::client_tls::self_check_config),
         }
     }
 
     /// `Ok` when the listener answered 200 in time.
-    pub async fn answers(&self) -> Result<(), String> {
+    pub(crate) async fn answers(&self) -> Result<(), String> {
         tokio::time::timeout(LISTENER_CHECK_TIMEOUT, self.ask())
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {LISTENER_CHECK_TIMEOUT:?}")))
@@ -94,14 +94,14 @@ async fn healthy(mut io: impl AsyncRead + AsyncWrite + Unpin) -> Result<(), Stri
 
 /// Readiness state shared by the warm-up, the admin server and shutdown.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     warm: AtomicBool,
     draining: AtomicBool,
 }
 
 /// Why the process is not ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotReady {
+pub(crate) enum NotReady {
     /// Start-up work is still running.
     WarmingUp,
     /// A shutdown signal arrived.
@@ -110,22 +110,17 @@ pub enum NotReady {
 
 impl Health {
     /// Start-up work is done.
-    pub fn set_warm(&self) {
+    pub(crate) fn set_warm(&self) {
         self.warm.store(true, Ordering::Release);
     }
 
     /// A shutdown began; readiness never comes back.
-    pub fn begin_shutdown(&self) {
+    pub(crate) fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::Release);
     }
 
-    /// Whether a shutdown began.
-    pub fn is_shutting_down(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
     /// `Ok` when traffic should be sent here.
-    pub fn readiness(&self) -> Result<(), NotReady> {
+    pub(crate) fn readiness(&self) -> Result<(), NotReady> {
         if self.draining.load(Ordering::Acquire) {
             Err(NotReady::ShuttingDown)
         } else if !self.warm.load(Ordering::Acquire) {

@@ -17,16 +17,17 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::process::ProcessCollector;
+use super::process::ProcessCollector;
 
 /// Content type of OpenMetrics text, served when the scraper asks for it.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Content type of the classic Prometheus text format, served otherwise.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of the classic Prometheus text format, served otherwise: the
+/// probes' own (one constant for both).
+pub(crate) use crate::prober::report::CONTENT_TYPE as TEXT_CONTENT_TYPE;
 
 /// Revision baked in at build time (the flake sets it from its own revision).
-pub const GIT_REVISION: &str = match option_env!("LOOKOUT_GIT_REVISION") {
+pub(crate) const GIT_REVISION: &str = match option_env!("LOOKOUT_GIT_REVISION") {
     Some(revision) => revision,
     None => "unknown",
 };
@@ -34,7 +35,7 @@ pub const GIT_REVISION: &str = match option_env!("LOOKOUT_GIT_REVISION") {
 /// Labels of the per-request metrics. `route` is the router's template
 /// (`/probe`), never the raw URI, so a scanner cannot blow up cardinality.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     /// Route template, or `unmatched`.
     pub route: String,
     /// Request method, from a fixed set (see `middleware`).
@@ -45,7 +46,7 @@ pub struct RequestLabels {
 
 /// Labels of the per-probe counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabels {
+pub(crate) struct ProbeLabels {
     /// Module name.
     pub module: String,
     /// `success` or `failure`.
@@ -54,7 +55,7 @@ pub struct ProbeLabels {
 
 /// Why a probe was refused with 503.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RejectLabels {
+pub(crate) struct RejectLabels {
     /// `concurrency` (the probe limit), `memory` (the memory budget) or
     /// `matches` (every body-match slot busy).
     pub reason: &'static str,
@@ -62,7 +63,7 @@ pub struct RejectLabels {
 
 /// Labels naming a module.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModuleLabels {
+pub(crate) struct ModuleLabels {
     /// Module name.
     pub module: String,
 }
@@ -75,7 +76,7 @@ struct BuildLabels {
 
 /// Builds histograms with a fixed bucket layout.
 #[derive(Clone, Copy, Debug)]
-pub struct Buckets(&'static [f64]);
+pub(crate) struct Buckets(&'static [f64]);
 
 impl MetricConstructor<Histogram> for Buckets {
     fn new_metric(&self) -> Histogram {
@@ -91,7 +92,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// Every metric lookout exports about itself.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Requests served, by route, method and status.
     pub http_requests: Family<RequestLabels, Counter>,
@@ -123,7 +124,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric, including the process collector.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
@@ -244,7 +245,7 @@ impl Metrics {
     /// The exposition in the format the `Accept` header asks for, with its
     /// content type: OpenMetrics when offered (as Prometheus does), the
     /// classic text format otherwise (curl, promtool, older scrapers).
-    pub fn render_for(&self, accept: Option<&str>) -> (&'static str, String) {
+    pub(crate) fn render_for(&self, accept: Option<&str>) -> (&'static str, String) {
         let openmetrics = self.render();
         if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
             (OPENMETRICS_CONTENT_TYPE, openmetrics)
@@ -254,7 +255,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics exposition of everything registered.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
         // Writing into a String cannot fail; an Err here would be a bug in an
         // encoder, and a partial page is still more useful than none.
@@ -268,7 +269,7 @@ impl Metrics {
 /// Converts prometheus-client's OpenMetrics text to the classic text format.
 /// The two differ, for the types we use, only in that a counter family is
 /// named with its `_total` suffix and in the `# UNIT` and `# EOF` lines.
-pub fn to_text_format(openmetrics: &str) -> String {
+pub(crate) fn to_text_format(openmetrics: &str) -> String {
     let counters: Vec<&str> = openmetrics
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))

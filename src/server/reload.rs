@@ -7,16 +7,17 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{config::Config, prober::Prober, state::AppState, Error};
+use super::state::AppState;
+use crate::{config::Config, prober::Modules, Error};
 
 /// Loads the modules again and installs them; returns how many there are.
-pub async fn reload(state: &AppState) -> Result<usize, Error> {
+pub(crate) async fn reload(state: &AppState) -> Result<usize, Error> {
     let _guard = state.reload_guard().await;
     let source = state.source().clone();
     let budget = state.max_memory();
-    let built = tokio::task::spawn_blocking(move || -> Result<Prober, Error> {
+    let built = tokio::task::spawn_blocking(move || -> Result<Modules, Error> {
         let config = source.load()?;
-        let prober = Prober::build(&config)?;
+        let prober = Modules::build(&config)?;
         prober.fit(budget)?;
         Ok(prober)
     })
@@ -39,10 +40,10 @@ pub async fn reload(state: &AppState) -> Result<usize, Error> {
 }
 
 /// Builds the modules of an already parsed configuration at start-up.
-pub async fn warm_up(state: &AppState, config: Config) -> Result<(), Error> {
+pub(crate) async fn warm_up(state: &AppState, config: Config) -> Result<(), Error> {
     let budget = state.max_memory();
     let prober = tokio::task::spawn_blocking(move || {
-        let prober = Prober::build(&config)?;
+        let prober = Modules::build(&config)?;
         prober.fit(budget)?;
         Ok::<_, Error>(prober)
     })
@@ -55,7 +56,7 @@ pub async fn warm_up(state: &AppState, config: Config) -> Result<(), Error> {
     Ok(())
 }
 
-fn install(state: &AppState, prober: Prober) {
+fn install(state: &AppState, prober: Modules) {
     state.install(prober);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -12,7 +12,6 @@
 //! and requests in flight finish (the caller bounds the wait).
 
 use std::{
-    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -24,19 +23,13 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use rustls::{
-    server::{ClientHello, ResolvesServerCert},
-    sign::CertifiedKey,
-    ServerConfig,
-};
+use rustls::ServerConfig;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
     sync::{watch, Semaphore},
 };
 use tower::ServiceExt as _;
-
-use crate::watched::Watched;
 
 /// Per-listener limits.
 #[derive(Debug, Clone, Copy)]
@@ -52,50 +45,11 @@ pub struct Limits {
 }
 
 /// The smallest head limit hyper accepts (its HTTP/1 read buffer floor).
-pub const MIN_HEADER_BYTES: usize = 8192;
-
-/// A listener certificate re-read when its files change, so cert-manager
-/// rotations apply without a restart.
-#[derive(Debug)]
-pub struct ListenerTls(Watched<CertifiedKey>);
-
-impl ListenerTls {
-    /// Loads the PEM certificate chain and key now (an error is a start-up error).
-    pub fn new(cert_file: PathBuf, key_file: PathBuf) -> Result<Self, String> {
-        Watched::new(vec![cert_file, key_file], |paths| {
-            load_key_pair(&paths[0], &paths[1])
-        })
-        .map(Self)
-    }
-
-    /// The rustls configuration of a listener using this certificate.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, String> {
-        let mut config = ServerConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
-    }
-}
-
-impl ResolvesServerCert for ListenerTls {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.get())
-    }
-}
-
-fn load_key_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
-    let chain = crate::tls::read_certs(cert_file).map_err(|e| e.to_string())?;
-    let key = crate::tls::read_key(key_file).map_err(|e| e.to_string())?;
-    CertifiedKey::from_der(chain, key, &crate::tls::provider())
-        .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))
-}
+pub(crate) const MIN_HEADER_BYTES: usize = 8192;
 
 /// Serves `router` on `listener` until `stop` turns true, then stops
 /// accepting and returns once every connection has closed.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,

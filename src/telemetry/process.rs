@@ -21,13 +21,13 @@ const USER_HZ: f64 = 100.0;
 
 /// Emits process metrics on each scrape.
 #[derive(Debug)]
-pub struct ProcessCollector {
+pub(crate) struct ProcessCollector {
     start_time: f64,
 }
 
 impl ProcessCollector {
     /// Captures the start time once: it cannot change.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let start_time = start_time_from_proc().unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -16,12 +16,17 @@ use std::{
 
 use serde::{de, Deserialize, Deserializer};
 
-use crate::duration::PromDuration;
-pub use crate::pattern::Pattern;
+mod pattern;
+mod values;
+
+pub use self::{
+    pattern::Pattern,
+    values::{ParseDurationError, PromDuration},
+};
 
 /// The modules file used when none is given: blackbox_exporter's example module
 /// names, so a bare `lookout` probes with zero setup.
-pub const DEFAULT_MODULES: &str = include_str!("default-modules.yml");
+pub const DEFAULT_MODULES: &str = include_str!("../default-modules.yml");
 
 /// Where the embedded default says it comes from in messages.
 pub const DEFAULT_ORIGIN: &str = "<embedded default modules>";

@@ -1,0 +1,213 @@
+//! The service as a value. [`App::bind`] takes parsed settings and modules,
+//! binds both listeners and reports their addresses; [`App::run`] serves
+//! until its [`Control`] says stop: `main.rs` feeds it the process's signals,
+//! tests a channel of their own.
+//!
+//! Order matters for operators: the configuration was parsed before we get
+//! here (bad input never binds a port); then both ports are bound and answer
+//! `/healthz` at once, while the warm-up builds the modules in the background
+//! and flips readiness when done.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use rustls::ServerConfig;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    config::{Config, ConfigSource},
+    prober::policy::TargetPolicy,
+    server::{
+        self,
+        access::{Auth, ListenerTls},
+        listener::Limits,
+        readiness::ListenerCheck,
+        reload,
+        shutdown::{self, Timing},
+        state::{AppState, ProbeLimits},
+    },
+    Error,
+};
+
+pub use crate::server::shutdown::{
+    control, forward_signals, Command, Control, Controller, Outcome, Stop,
+};
+
+/// Default address of the probe API (blackbox_exporter's port).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9115";
+/// Default address of the admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
+
+/// What `lookout` (serve) needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Probe API address.
+    pub listen: SocketAddr,
+    /// Admin address.
+    pub admin_listen: SocketAddr,
+    /// Keep serving this long after SIGTERM before closing listeners.
+    pub shutdown_delay: Duration,
+    /// Longest wait for in-flight requests once listeners close.
+    pub drain_timeout: Duration,
+    /// Connection limits of both listeners.
+    pub limits: Limits,
+    /// Probes running at once, and the memory they may need together.
+    pub probe_limits: ProbeLimits,
+    /// Who may probe what.
+    pub policy: TargetPolicy,
+    /// Certificate and key files for TLS on both listeners.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Users for basic authentication.
+    pub basic_auth_file: Option<PathBuf>,
+    /// Token for bearer authentication.
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+/// lookout with both listeners bound, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    config: Config,
+    probe: TcpListener,
+    admin: TcpListener,
+    probe_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
+    auth: Option<Arc<Auth>>,
+    limits: Limits,
+    timing: Timing,
+}
+
+impl App {
+    /// Loads the listener's certificate and credential files (input: an
+    /// unreadable one stops us before anything is bound), then binds both
+    /// listeners. `config` is the already parsed content of `source`.
+    pub async fn bind(
+        settings: Settings,
+        source: ConfigSource,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let tls = match &settings.tls {
+            Some((cert, key)) => Some(
+                Arc::new(ListenerTls::new(cert.clone(), key.clone()).map_err(Error::Access)?)
+                    .server_config()
+                    .map_err(Error::Access)?,
+            ),
+            None => None,
+        };
+        let auth = match (&settings.basic_auth_file, &settings.bearer_token_file) {
+            (Some(users), _) => Some(Arc::new(Auth::basic(users.clone()).map_err(Error::Access)?)),
+            (None, Some(token)) => Some(Arc::new(
+                Auth::bearer(token.clone()).map_err(Error::Access)?,
+            )),
+            (None, None) => None,
+        };
+        let state = AppState::new(source, settings.probe_limits, settings.policy);
+        let (probe, probe_addr) = bind(settings.listen, "probe").await?;
+        state.set_probe_listener(ListenerCheck::new(probe_addr, tls.is_some()));
+        let (admin, admin_addr) = bind(settings.admin_listen, "admin").await?;
+        Ok(Self {
+            state,
+            config,
+            probe,
+            admin,
+            probe_addr,
+            admin_addr,
+            tls,
+            auth,
+            limits: settings.limits,
+            timing: Timing {
+                delay: settings.shutdown_delay,
+                drain: settings.drain_timeout,
+            },
+        })
+    }
+
+    /// Where the probe API listens (the port, when 0 was asked for).
+    pub fn probe_addr(&self) -> SocketAddr {
+        self.probe_addr
+    }
+
+    /// Where the admin listener listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves until `control` says stop and the shutdown sequence completes.
+    pub async fn run(self, mut control: Control) -> Result<Outcome, Error> {
+        let Self {
+            state,
+            config,
+            probe,
+            admin,
+            tls,
+            auth,
+            limits,
+            timing,
+            ..
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let spawn = |listener, routes| {
+            let router = server::instrument(routes, &state, auth.as_ref());
+            tokio::spawn(server::listener::serve(
+                listener,
+                router,
+                limits,
+                tls.clone(),
+                stop_rx.clone(),
+            ))
+        };
+        let servers = vec![
+            spawn(probe, server::probe_api::router(state.clone())),
+            spawn(admin, server::admin_api::router(state.clone())),
+        ];
+
+        let warm_state = state.clone();
+        let mut warm_up = tokio::spawn(async move { reload::warm_up(&warm_state, config).await });
+        let mut warming = true;
+
+        let first = loop {
+            tokio::select! {
+                command = control.next() => match command {
+                    Command::Stop(stop) => break stop,
+                    Command::Reload => {
+                        tracing::info!("reloading configuration");
+                        let state = state.clone();
+                        // reload() logs and counts failures itself.
+                        tokio::spawn(async move { let _ = reload::reload(&state).await; });
+                    }
+                },
+                result = &mut warm_up, if warming => {
+                    warming = false;
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(e),
+                        Err(e) => return Err(Error::Task(e.to_string())),
+                    }
+                }
+            }
+        };
+        Ok(shutdown::run(
+            first,
+            &mut control,
+            state.health(),
+            timing,
+            &stop_tx,
+            servers,
+        )
+        .await)
+    }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    listener: &'static str,
+) -> Result<(TcpListener, SocketAddr), Error> {
+    let bound = TcpListener::bind(addr)
+        .await
+        .map_err(|cause| Error::Bind { addr, cause })?;
+    let local = bound
+        .local_addr()
+        .map_err(|cause| Error::Bind { addr, cause })?;
+    tracing::info!(listener, addr = %local, "listening");
+    Ok((bound, local))
+}
