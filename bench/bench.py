@@ -647,7 +647,7 @@ def cmd_report(args):
     if rebuild:
         w("## Warm rebuild\n")
         w("hyperfine: one warm-up build, then each timed build after a one-line code change in "
-          "`src/api.rs` of the scratch copy (`--prepare`: a public function returning a new "
+          "`src/lib.rs` of the scratch copy (`--prepare`: a public function returning a new "
           "number each time, so the crate is really recompiled, not only re-hashed).\n")
         w("| profile | seconds | command |\n|---|---|---|")
         for name, (times, cmd) in rebuild.items():

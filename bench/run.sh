@@ -323,7 +323,7 @@ FAST_ENV="CARGO_PROFILE_FAST_INHERITS=release CARGO_PROFILE_FAST_LTO=off CARGO_P
 # number (a comment alone would let incremental builds skip codegen). The
 # $(date) is for hyperfine's shell to expand, at each run.
 # shellcheck disable=SC2016
-PREPARE='sed -i "/bench-rebuild\$/d" src/api.rs && echo "#[doc(hidden)] pub fn bench_rebuild() -> u64 { $(date +%s%N) } // bench-rebuild" >> src/api.rs'
+PREPARE='sed -i "/bench-rebuild\$/d" src/lib.rs && echo "#[doc(hidden)] pub fn bench_rebuild() -> u64 { $(date +%s%N) } // bench-rebuild" >> src/lib.rs'
 rebuild=()
 for profile in release fast; do
   if [[ $profile == release ]]; then cmd="cargo build --release --locked --target $AMD64"

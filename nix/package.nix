@@ -58,7 +58,7 @@ craneLib.buildPackage (
     # --release before the subcommand.
     nativeBuildInputs = [ cargo-auditable ];
     cargoBuildCommand = "cargo auditable build --release";
-    # Feeds the build-info metric (src/metrics.rs); only the final build sees it, so a
+    # Feeds the build-info metric (src/telemetry/metrics.rs); only the final build sees it, so a
     # new commit never rebuilds the dependencies.
     LOOKOUT_GIT_REVISION = revision;
     passthru = { inherit cargoArtifacts target; };

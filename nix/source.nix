@@ -12,7 +12,7 @@ in
 {
   # Everything cargo needs: manifests, lock file, Rust sources, TOML configuration
   # (clippy.toml, deny.toml, rustfmt), and the non-Rust files the crate compiles in
-  # (src/config.rs: include_str!("default-modules.yml")).
+  # (src/config/mod.rs: include_str!("../default-modules.yml")).
   cargo = fileset.toSource {
     inherit root;
     fileset =

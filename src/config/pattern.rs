@@ -24,6 +24,9 @@ use regex_syntax::ast::{
     ClassSetUnion, Flag, Flags, FlagsItem, FlagsItemKind, Group, GroupKind, Literal, LiteralKind,
     RepetitionKind, RepetitionRange,
 };
+use serde::{Deserialize, Deserializer};
+
+use super::values::deserialize_from_str;
 
 /// Go's limit on `{n}`, `{n,}` and `{n,m}`.
 const MAX_REPEAT: u32 = 1000;
@@ -47,11 +50,6 @@ impl Pattern {
     /// Whether the pattern matches anywhere in `haystack` (unanchored).
     pub fn is_match(&self, haystack: &[u8]) -> bool {
         self.regex.is_match(haystack)
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.source
     }
 }
 
@@ -94,6 +92,12 @@ impl FromStr for Pattern {
             source: text.to_owned(),
             regex,
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_from_str(deserializer, "a regular expression")
     }
 }
 

@@ -1,0 +1,149 @@
+//! The checks that a prober's settings do not contradict each other, nor ask
+//! for what lookout cannot do. Each value was checked on its own as it was
+//! read; these see a whole table. mod.rs runs them for every module and
+//! names the module in the error.
+
+use std::collections::BTreeMap;
+
+use super::{
+    http::HttpProbe,
+    tcp::TcpProbe,
+    tls::{TlsConfig, TlsVersion},
+};
+
+/// A value that contradicts another: where, below the table checked, and why.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    /// Dotted key path below the table checked; empty for the table itself.
+    pub(super) field: String,
+    /// What is wrong.
+    pub(super) message: String,
+}
+
+impl Invalid {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same problem, seen from the table that holds `key`.
+    pub(super) fn under(self, key: &str) -> Self {
+        let field = match self.field.as_str() {
+            "" => key.to_owned(),
+            field => format!("{key}.{field}"),
+        };
+        Self { field, ..self }
+    }
+}
+
+/// The http prober's settings.
+pub(super) fn http(http: &HttpProbe) -> Result<(), Invalid> {
+    if http.bearer_token.is_some() && http.bearer_token_file.is_some() {
+        return Err(Invalid::new(
+            "",
+            "at most one of bearer_token and bearer_token_file may be set",
+        ));
+    }
+    if http.basic_auth.is_some()
+        && (http.bearer_token.is_some() || http.bearer_token_file.is_some())
+    {
+        return Err(Invalid::new(
+            "",
+            "at most one of basic_auth, bearer_token and bearer_token_file may be set",
+        ));
+    }
+    if let Some(auth) = &http.basic_auth {
+        if auth.password.is_some() && auth.password_file.is_some() {
+            return Err(Invalid::new(
+                "basic_auth",
+                "at most one of password and password_file may be set",
+            ));
+        }
+    }
+    for code in &http.valid_status_codes {
+        if !(100..=599).contains(code) {
+            return Err(Invalid::new(
+                "valid_status_codes",
+                format!("{code} is not an HTTP status code"),
+            ));
+        }
+    }
+    // Lower-cased name -> the name as written.
+    let mut names = BTreeMap::new();
+    for (header, value) in &http.headers {
+        // Go's yaml keeps `Host` and `host` as two keys, and
+        // blackbox_exporter sets them in Go's random map order: which
+        // value is sent would change from probe to probe.
+        if let Some(first) = names.insert(header.to_ascii_lowercase(), header) {
+            return Err(Invalid::new(
+                "headers",
+                format!(
+                    "{first:?} and {header:?} name the same header (names are case-insensitive)"
+                ),
+            ));
+        }
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            return Err(Invalid::new(
+                "headers",
+                format!("{header:?} is not a valid header name"),
+            ));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(Invalid::new(
+                format!("headers.{header}"),
+                "not a valid header value",
+            ));
+        }
+    }
+    tls(&http.tls_config).map_err(|invalid| invalid.under("tls_config"))
+}
+
+/// The tcp prober's settings.
+pub(super) fn tcp(tcp: &TcpProbe) -> Result<(), Invalid> {
+    tls(&tcp.tls_config).map_err(|invalid| invalid.under("tls_config"))
+}
+
+/// A `tls_config`, wherever it is.
+fn tls(tls: &TlsConfig) -> Result<(), Invalid> {
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err(Invalid::new(
+            "",
+            "cert_file and key_file must be set together",
+        ));
+    }
+    if let (Some(min), Some(max)) = (tls.min_version, tls.max_version) {
+        if min > max {
+            return Err(Invalid::new("", "min_version is above max_version"));
+        }
+    }
+    if tls.max_version.is_some_and(|max| max < TlsVersion::Tls12) {
+        return Err(Invalid::new(
+            "max_version",
+            "lookout speaks TLS 1.2 and 1.3 only",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::parse;
+
+    #[test]
+    fn header_names_that_differ_only_in_case_are_an_error() {
+        // Go's yaml keeps `Host` and `host` as two keys, and blackbox_exporter
+        // then sets them in map order, which Go randomises: which one is sent
+        // changes from probe to probe. lookout refuses the file instead.
+        let err = parse(
+            "modules:\n  a:\n    prober: http\n    http:\n      headers:\n        Host: a.example\n        host: b.example\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("modules.a.http.headers"), "{err}");
+        assert!(
+            err.contains("\"Host\"") && err.contains("\"host\""),
+            "{err}"
+        );
+    }
+}
