@@ -116,7 +116,7 @@ apt_packages=(
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   say "apt: ${missing[*]}"
@@ -125,7 +125,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 for target in $AMD64 $ARM64; do
-  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  rustup target list --installed | grep -x "$target" >/dev/null || rustup target add "$target"
 done
 # The image's binaries are built with cargo-auditable (a few KB of dependency
 # list); use it for the size figures when the test command has installed it.

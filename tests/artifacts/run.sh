@@ -89,7 +89,7 @@ done
 # --- ELF, size, SBOM ---------------------------------------------------------
 
 is_static() { # no interpreter, no shared libraries
-  ! readelf -lW "$1" | grep -q 'Requesting program interpreter' && ! readelf -dW "$1" | grep -q '(NEEDED)'
+  ! readelf -lW "$1" | grep 'Requesting program interpreter' >/dev/null && ! readelf -dW "$1" | grep '(NEEDED)' >/dev/null
 }
 for arch in amd64 arm64; do
   bin="$OUT/$arch"
@@ -151,7 +151,7 @@ wait_for() { # wait_for URL [STATUS]
   return 1
 }
 probe_succeeds() { # probe_succeeds PROBE_PORT
-  curl -sf "http://127.0.0.1:$1/probe?module=https_test_ca&target=https://127.0.0.1:$TLS_PORT/" | grep -qx 'probe_success 1'
+  curl -sf "http://127.0.0.1:$1/probe?module=https_test_ca&target=https://127.0.0.1:$TLS_PORT/" | grep -x 'probe_success 1' >/dev/null
 }
 running() { # a child that has not exited yet (a zombie has exited)
   local state

@@ -95,7 +95,7 @@ cleanup() {
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  if ip netns list 2>/dev/null | grep -qw "$NETNS"; then ip netns del "$NETNS" || true; fi
+  if ip netns list 2>/dev/null | grep -w "$NETNS" >/dev/null; then ip netns del "$NETNS" || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -445,7 +445,9 @@ failed_probe() { grep -Eq '^probe_success(\{\})? 0$' <<<"$1"; }
 # connections the target server accepted on ADDRESS so far.
 accepted_on() { grep -cxF "$1" "$WORK/target.log" || true; }
 # refused_in_log ADDRESS: lookout logged that the target policy refused it.
-refused_in_log() { grep -F 'probe refused by the target policy' "$OUT_LOG" "$ERR_LOG" | grep -qF "$1"; }
+# Not `grep -q` after a pipe: it exits at the first match, the writer gets SIGPIPE, and
+# pipefail turns a match into a failure (seen under load).
+refused_in_log() { grep -F 'probe refused by the target policy' "$OUT_LOG" "$ERR_LOG" | grep -F "$1" >/dev/null; }
 url_of() { if [[ $1 == *:* ]]; then printf 'http://[%s]/' "$1"; else printf 'http://%s/' "$1"; fi; }
 
 # ==== run 1: k8s/overlays/prod, exactly as the Deployment says ============================
@@ -589,7 +591,12 @@ drain=$(q 's["drain_timeout"]')
 grace=$(q 's["grace"]')
 t0=$(date +%s.%N)
 kill -TERM "$PID"
-sleep 0.3
+# Readiness turns 503 as soon as the signal is handled: wait for it (within the delay, as
+# the kubelet would see it), without betting on how fast a loaded machine handles it.
+for _ in $(seq 50); do
+  [[ $(status "$rd_port" "$rd_path") == 503 ]] && break
+  sleep 0.1
+done
 expect "prod: after SIGTERM readinessProbe" 503 "$rd_port" "$rd_path"
 expect "prod: after SIGTERM livenessProbe" 200 "$lv_port" "$lv_path"
 rc=0
