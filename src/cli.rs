@@ -44,6 +44,8 @@ pub const ENV_MAX_PROBE_MEMORY: &str = "LOOKOUT_MAX_PROBE_MEMORY";
 pub const ENV_ALLOW_TARGETS: &str = "LOOKOUT_ALLOW_TARGETS";
 /// Environment variable: targets that may not be probed.
 pub const ENV_DENY_TARGETS: &str = "LOOKOUT_DENY_TARGETS";
+/// Environment variable: unix sockets the unix prober may connect to.
+pub const ENV_ALLOW_UNIX_SOCKETS: &str = "LOOKOUT_ALLOW_UNIX_SOCKETS";
 /// Environment variable: listener certificate.
 pub const ENV_TLS_CERT_FILE: &str = "LOOKOUT_TLS_CERT_FILE";
 /// Environment variable: listener key.
@@ -136,6 +138,12 @@ pub struct Cli {
           help_heading = "Who may probe what")]
     pub deny_targets: Vec<Rule>,
 
+    /// Unix socket paths the unix prober may connect to, exactly as written (comma-separated or
+    /// repeated). No other socket may be probed: they are outside the address rules.
+    #[arg(long = "allow-unix-socket", env = ENV_ALLOW_UNIX_SOCKETS, value_delimiter = ',',
+          value_name = "PATH", help_heading = "Who may probe what")]
+    pub allow_unix_sockets: Vec<PathBuf>,
+
     /// Serve both listeners over TLS with this PEM certificate chain (re-read when it changes).
     #[arg(long, env = ENV_TLS_CERT_FILE, value_name = "FILE", requires = "tls_key_file", help_heading = "Access control")]
     pub tls_cert_file: Option<PathBuf>,
@@ -214,6 +222,7 @@ impl Cli {
     /// The allow and deny lists.
     pub fn policy(&self) -> TargetPolicy {
         TargetPolicy::new(self.allow_targets.clone(), self.deny_targets.clone())
+            .with_unix_sockets(self.allow_unix_sockets.clone())
     }
 }
 

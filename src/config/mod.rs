@@ -20,19 +20,27 @@ use std::{
 
 use serde::Deserialize;
 
+mod dns;
+mod grpc;
 mod http;
+mod icmp;
 mod pattern;
 mod tcp;
 mod tls;
+mod unix;
 mod validate;
 mod values;
 mod yaml;
 
 pub use self::{
+    dns::DnsProbe,
+    grpc::GrpcProbe,
     http::{BasicAuth, HttpProbe},
+    icmp::IcmpProbe,
     pattern::Pattern,
     tcp::TcpProbe,
     tls::TlsConfig,
+    unix::UnixProbe,
     values::{ByteSize, ParseDurationError, PromDuration},
 };
 pub(crate) use self::{
@@ -111,7 +119,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Module {
-    /// `http` or `tcp`.
+    /// Which prober runs.
     pub(crate) prober: ProberKind,
     /// Upper bound for the whole probe; `0` (the default) leaves only the
     /// scrape timeout.
@@ -123,6 +131,18 @@ pub struct Module {
     /// Settings of the tcp prober.
     #[serde(default)]
     pub tcp: TcpProbe,
+    /// Settings of the dns prober.
+    #[serde(default)]
+    pub dns: DnsProbe,
+    /// Settings of the icmp prober.
+    #[serde(default)]
+    pub icmp: IcmpProbe,
+    /// Settings of the grpc prober.
+    #[serde(default)]
+    pub grpc: GrpcProbe,
+    /// Settings of the unix prober.
+    #[serde(default)]
+    pub unix: UnixProbe,
 }
 
 /// The probers lookout implements.
@@ -133,6 +153,14 @@ pub(crate) enum ProberKind {
     Http,
     /// TCP connect, optionally with TLS.
     Tcp,
+    /// A DNS query to a server.
+    Dns,
+    /// ICMP echo.
+    Icmp,
+    /// The gRPC health check.
+    Grpc,
+    /// A unix socket connect, optionally with TLS.
+    Unix,
 }
 
 impl Config {
@@ -218,9 +246,6 @@ impl Module {
 /// blackbox_exporter options lookout knows of but does not implement; naming
 /// them in the error beats a generic "unknown field".
 const UNSUPPORTED_KEYS: &[&str] = &[
-    "icmp",
-    "dns",
-    "grpc",
     "query_response",
     "compression",
     "skip_resolve_phase_with_proxy",
@@ -241,10 +266,6 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "key_ref",
     "username_file",
     "password_ref",
-    "iptables",
-    "hop_limit",
-    "dont_fragment",
-    "payload_size",
 ];
 
 /// The schema's wording for serde's errors ([`yaml::Explain`]): names the
@@ -262,14 +283,6 @@ fn explain(message: &str) -> Option<String> {
         if message.matches(", `").count() > 5 {
             return Some(format!(
                 "{path}unknown field `{key}` (see the supported keys in the README)"
-            ));
-        }
-    }
-    for prober in ["icmp", "dns", "grpc"] {
-        if message.contains(&format!("unknown variant `{prober}`")) {
-            return Some(message.replace(
-                &format!("unknown variant `{prober}`, expected `http` or `tcp`"),
-                &format!("prober `{prober}` is not supported by lookout (http and tcp are)"),
             ));
         }
     }
@@ -310,11 +323,8 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("line 5"), "{err}");
-        let err = parse("modules:\n  m:\n    prober: icmp\n").unwrap_err();
-        assert!(
-            err.contains("prober `icmp` is not supported by lookout"),
-            "{err}"
-        );
+        let err = parse("modules:\n  m:\n    prober: smtp\n").unwrap_err();
+        assert!(err.contains("unknown variant `smtp`"), "{err}");
     }
 
     #[test]

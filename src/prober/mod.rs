@@ -7,13 +7,17 @@
 
 mod address;
 pub(crate) mod client_tls;
+mod dns;
+mod grpc;
 mod http;
+mod icmp;
 mod limits;
 pub mod policy;
 pub mod report;
 mod resolve;
 mod tcp;
 mod tls_info;
+mod unix;
 pub mod url;
 
 use std::{
@@ -30,11 +34,23 @@ pub use self::{
     limits::{MatchSlots, Ticket},
     report::Report,
 };
-use crate::config::{Config, Module, ProberKind};
+use crate::config::{Config, Module, ProberKind, TlsConfig};
 
 /// ALPN offer of the http prober: HTTP/2 first unless the module disables it.
 const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
 const ALPN_H1: &[&[u8]] = &[b"http/1.1"];
+const ALPN_H2_ONLY: &[&[u8]] = &[b"h2"];
+
+/// The TLS settings of probers that speak no TLS.
+static NO_TLS: TlsConfig = TlsConfig {
+    ca_file: None,
+    cert_file: None,
+    key_file: None,
+    server_name: None,
+    insecure_skip_verify: false,
+    min_version: None,
+    max_version: None,
+};
 
 /// The module `/probe` uses when none is named.
 pub const DEFAULT_MODULE: &str = "http_2xx";
@@ -125,6 +141,11 @@ impl Modules {
                 ProberKind::Http if module.http.enable_http2 => (&module.http.tls_config, ALPN_H2),
                 ProberKind::Http => (&module.http.tls_config, ALPN_H1),
                 ProberKind::Tcp => (&module.tcp.tls_config, &[][..]),
+                ProberKind::Unix => (&module.unix.tls_config, &[][..]),
+                ProberKind::Dns => (&module.dns.tls_config, &[][..]),
+                // gRPC needs HTTP/2, which a TLS server must agree to by ALPN.
+                ProberKind::Grpc => (&module.grpc.tls_config, ALPN_H2_ONLY),
+                ProberKind::Icmp => (&NO_TLS, &[][..]),
             };
             let tls =
                 client_tls::client_config(tls_config, alpn).map_err(|cause| ModuleError::Tls {
@@ -215,6 +236,12 @@ pub async fn run(
             ProberKind::Tcp => tcp::probe(module, target, options, &mut report)
                 .await
                 .map(|()| true),
+            ProberKind::Unix => unix::probe(module, target, options, &mut report)
+                .await
+                .map(|()| true),
+            ProberKind::Dns => dns::probe(module, target, options, &mut report).await,
+            ProberKind::Icmp => icmp::probe(module, target, options, &mut report).await,
+            ProberKind::Grpc => grpc::probe(module, target, options, &mut report).await,
         }
     };
     // The one place a failed probe says why (checks that fail log their own detail).

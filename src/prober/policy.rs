@@ -146,12 +146,41 @@ pub fn reaches(ip: IpAddr) -> IpAddr {
 pub struct TargetPolicy {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
+    unix_sockets: Vec<std::path::PathBuf>,
 }
 
 impl TargetPolicy {
     /// A policy from the two lists.
     pub fn new(allow: Vec<Rule>, deny: Vec<Rule>) -> Self {
-        Self { allow, deny }
+        Self {
+            allow,
+            deny,
+            unix_sockets: Vec::new(),
+        }
+    }
+
+    /// Allows the unix prober to connect to exactly these socket paths.
+    #[must_use]
+    pub fn with_unix_sockets(mut self, paths: Vec<std::path::PathBuf>) -> Self {
+        self.unix_sockets = paths;
+        self
+    }
+
+    /// Whether the unix prober may connect to `path`: only a path listed as
+    /// it is written, so neither `..` nor another spelling reaches past it.
+    pub fn check_unix_socket(&self, path: &str) -> Result<(), String> {
+        if self.unix_sockets.iter().any(|allowed| allowed.as_os_str() == path) {
+            Ok(())
+        } else if self.unix_sockets.is_empty() {
+            Err(format!(
+                "unix socket {path:?}: no unix socket may be probed unless --allow-unix-socket lists it"
+            ))
+        } else {
+            Err(format!(
+                "unix socket {path:?} is not listed by --allow-unix-socket"
+            ))
+        }
+        .inspect_err(log_refusal)
     }
 
     /// Whether `host` may be resolved at all: a denied name, or one an
@@ -348,6 +377,26 @@ mod tests {
             names.check_name("192.0.2.1").is_ok(),
             "literals are judged after"
         );
+    }
+
+    #[test]
+    fn only_listed_unix_sockets_may_be_probed() {
+        let none = policy(&[], &[]);
+        assert!(none
+            .check_unix_socket("/run/app.sock")
+            .unwrap_err()
+            .contains("--allow-unix-socket"));
+        let listed = policy(&[], &[]).with_unix_sockets(vec!["/run/app.sock".into()]);
+        assert!(listed.check_unix_socket("/run/app.sock").is_ok());
+        for other in [
+            "/run/./app.sock",
+            "/run/x/../app.sock",
+            "/run//app.sock",
+            "/run/app.sock/",
+            "/run/other.sock",
+        ] {
+            assert!(listed.check_unix_socket(other).is_err(), "{other}");
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ gauges! {
     IP_ADDR_HASH = "probe_ip_addr_hash", "Specifies the hash of IP address. It's useful to detect if the IP address changes.";
     /// 1 when a regexp check failed.
     FAILED_DUE_TO_REGEX = "probe_failed_due_to_regex", "Indicates if probe failed due to regex";
+    /// 1 when an `expect_bytes` check failed (tcp and unix, 0.26 and later).
+    FAILED_DUE_TO_BYTES = "probe_failed_due_to_bytes", "Indicates if probe failed due to bytes";
     /// Per-phase HTTP timings.
     HTTP_DURATION = "probe_http_duration_seconds", "Duration of http request by phase, summed over all redirects", ["phase"];
     /// Content-Length, -1 when unknown.
@@ -63,9 +65,11 @@ gauges! {
     /// Earliest NotAfter of the verified chain.
     SSL_LAST_CHAIN_EXPIRY = "probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp";
     /// Leaf certificate details.
-    SSL_LAST_CHAIN_INFO = "probe_ssl_last_chain_info", "Contains SSL leaf certificate information", ["fingerprint_sha256", "issuer", "subject", "subjectalternative"];
+    SSL_LAST_CHAIN_INFO = "probe_ssl_last_chain_info", "Contains SSL leaf certificate information", ["fingerprint_sha256", "issuer", "serialnumber", "subject", "subjectalternative"];
     /// Negotiated TLS version.
     TLS_VERSION = "probe_tls_version_info", "Returns the TLS version used or NaN when unknown", ["version"];
+    /// Negotiated cipher suite (http, 0.26 and later).
+    TLS_CIPHER = "probe_tls_cipher_info", "Returns the TLS cipher negotiated during handshake", ["cipher"];
 }
 
 #[derive(Debug)]
@@ -262,11 +266,11 @@ mod tests {
         let mut report = Report::default();
         report.set_labeled(
             SSL_LAST_CHAIN_INFO,
-            &["ab", "CN=x", "O=A\\, Inc.", "q\"\n"],
+            &["ab", "CN=x", "0f", "O=A\\, Inc.", "q\"\n"],
             1.0,
         );
         assert!(report.render().contains(
-            "probe_ssl_last_chain_info{fingerprint_sha256=\"ab\",issuer=\"CN=x\",subject=\"O=A\\\\, Inc.\",subjectalternative=\"q\\\"\\n\"} 1\n"
+            "probe_ssl_last_chain_info{fingerprint_sha256=\"ab\",issuer=\"CN=x\",serialnumber=\"0f\",subject=\"O=A\\\\, Inc.\",subjectalternative=\"q\\\"\\n\"} 1\n"
         ));
     }
 }

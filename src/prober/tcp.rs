@@ -1,6 +1,7 @@
 //! The tcp prober: connect, and with `tls: true` complete a TLS handshake,
 //! reporting the certificate metrics. (`query_response` is not implemented:
-//! the modules file rejects it rather than ignore it.)
+//! the modules file rejects it rather than ignore it.) As in
+//! blackbox_exporter 0.28, the check gauges are registered once connected.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -8,8 +9,10 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::{
     address::{port_number, split_target},
-    report::{Report, FAILED_DUE_TO_REGEX},
-    resolve, tls_info, PreparedModule, ProbeOptions,
+    report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
+    resolve,
+    tls_info::{self, TlsMetrics},
+    PreparedModule, ProbeOptions,
 };
 
 /// Runs a tcp probe; `Err` with the reason when it failed.
@@ -19,8 +22,6 @@ pub(super) async fn probe(
     options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<(), String> {
-    // blackbox_exporter 0.23 registers this before dialing.
-    report.set(FAILED_DUE_TO_REGEX, 0.0);
     run(module, target, options, report).await
 }
 
@@ -48,11 +49,13 @@ async fn run(
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    report.set(FAILED_DUE_TO_REGEX, 0.0);
+    report.set(FAILED_DUE_TO_BYTES, 0.0);
     if config.tls {
         let name = config.tls_config.server_name.as_deref().unwrap_or(host);
         // The stream is not used further: the handshake was the probe.
-        let (_stream, state) = tls_info::connect(&module.tls, name, stream, addr).await?;
-        tls_info::record(report, &state, &module.tls.extra_roots);
+        let (_stream, state) = tls_info::connect(&module.tls, name, stream, &addr).await?;
+        tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
     }
     Ok(())
 }

@@ -10,14 +10,15 @@ use std::fmt::Write as _;
 
 use rustls::{
     pki_types::{CertificateDer, ServerName},
-    ProtocolVersion,
+    CipherSuite, ProtocolVersion,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{client::TlsStream, TlsConnector};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
 use super::report::{
-    Report, SSL_EARLIEST_EXPIRY, SSL_LAST_CHAIN_EXPIRY, SSL_LAST_CHAIN_INFO, TLS_VERSION,
+    Report, SSL_EARLIEST_EXPIRY, SSL_LAST_CHAIN_EXPIRY, SSL_LAST_CHAIN_INFO, TLS_CIPHER,
+    TLS_VERSION,
 };
 
 /// Go's zero `time.Time` as a Unix timestamp: what blackbox_exporter reports
@@ -31,8 +32,34 @@ pub(crate) struct TlsState {
     pub peer_certificates: Vec<CertificateDer<'static>>,
     /// Negotiated protocol version.
     pub version: Option<ProtocolVersion>,
+    /// Negotiated cipher suite.
+    pub cipher: Option<CipherSuite>,
     /// Whether the chain was verified (false with `insecure_skip_verify`).
     pub verified: bool,
+}
+
+/// Which TLS metrics a prober reports (blackbox_exporter 0.28): all but the
+/// cipher for tcp and unix, all five for http, and for grpc neither the
+/// chain's expiry nor the cipher.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsMetrics {
+    /// `probe_ssl_last_chain_expiry_timestamp_seconds`.
+    pub chain_expiry: bool,
+    /// `probe_tls_cipher_info` (0.26, #1203).
+    pub cipher: bool,
+}
+
+impl TlsMetrics {
+    /// The tcp and unix probers' set.
+    pub(crate) const STREAM: Self = Self {
+        chain_expiry: true,
+        cipher: false,
+    };
+    /// The http prober's set.
+    pub(crate) const HTTP: Self = Self {
+        chain_expiry: true,
+        cipher: true,
+    };
 }
 
 /// Completes a TLS handshake over `stream` with the module's client setup and
@@ -41,7 +68,7 @@ pub(super) async fn connect<S>(
     tls: &super::client_tls::ClientTls,
     server_name: &str,
     stream: S,
-    peer: std::net::SocketAddr,
+    peer: &(dyn std::fmt::Display + Sync),
 ) -> Result<(TlsStream<S>, TlsState), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -59,17 +86,20 @@ where
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default(),
         version: session.protocol_version(),
+        cipher: session.negotiated_cipher_suite().map(|suite| suite.suite()),
         verified: !tls.insecure,
     };
     Ok((stream, state))
 }
 
-/// Registers and sets the four TLS metrics. `extra_roots` are the module's
-/// `ca_file` certificates, whose expiry counts when they anchor the chain.
+/// Registers and sets the TLS metrics `metrics` names. `extra_roots` are the
+/// module's `ca_file` certificates, whose expiry counts when they anchor the
+/// chain.
 pub(crate) fn record(
     report: &mut Report,
     state: &TlsState,
     extra_roots: &[super::client_tls::RootExpiry],
+    metrics: TlsMetrics,
 ) {
     let parsed: Vec<X509Certificate<'_>> = state
         .peer_certificates
@@ -99,14 +129,16 @@ pub(crate) fn record(
     } else {
         GO_ZERO_TIME
     };
-    report.set(
-        SSL_LAST_CHAIN_EXPIRY,
-        if last_chain.is_finite() {
-            last_chain
-        } else {
-            0.0
-        },
-    );
+    if metrics.chain_expiry {
+        report.set(
+            SSL_LAST_CHAIN_EXPIRY,
+            if last_chain.is_finite() {
+                last_chain
+            } else {
+                0.0
+            },
+        );
+    }
 
     if let (Some(leaf), Some(der)) = (parsed.first(), state.peer_certificates.first()) {
         let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
@@ -126,16 +158,24 @@ pub(crate) fn record(
                     .join(",")
             })
             .unwrap_or_default();
+        // Go prints the serial's magnitude in lower-case hex, without
+        // leading zero bytes (0.26, #1333).
+        let serial = leaf.tbs_certificate.raw_serial();
+        let serial = hex(&serial[serial.iter().take_while(|b| **b == 0).count()..]);
         report.set_labeled(
             SSL_LAST_CHAIN_INFO,
             &[
                 &fingerprint,
                 &go_name(leaf.issuer()),
+                &serial,
                 &go_name(leaf.subject()),
                 &dns_names,
             ],
             1.0,
         );
+    }
+    if metrics.cipher {
+        report.set_labeled(TLS_CIPHER, &[&cipher_name(state.cipher)], 1.0);
     }
 
     let version = match state.version {
@@ -146,6 +186,23 @@ pub(crate) fn record(
         _ => "unknown",
     };
     report.set_labeled(TLS_VERSION, &[version], 1.0);
+}
+
+/// Go's `tls.CipherSuiteName`: the IANA name (rustls prefixes its TLS 1.3
+/// suites with `TLS13_`).
+fn cipher_name(suite: Option<CipherSuite>) -> String {
+    match suite {
+        None => "unknown".to_owned(),
+        Some(suite) => {
+            let name = suite
+                .as_str()
+                .map_or_else(|| format!("0x{:04X}", u16::from(suite)), str::to_owned);
+            match name.strip_prefix("TLS13_") {
+                Some(rest) => format!("TLS_{rest}"),
+                None => name,
+            }
+        }
+    }
 }
 
 /// Attribute types Go parses into named fields, in `ToRDNSequence` order

@@ -288,6 +288,38 @@ fn a_valid_certificate_reports_the_chain() {
         info.0.contains("subjectalternative=\"localhost\""),
         "{info:?}"
     );
+    // 0.26 and later: the serial in lower-case hex without leading zero bytes,
+    // and the cipher suite by its IANA name, as Go names it.
+    let serial = info
+        .0
+        .split("serialnumber=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        !serial.is_empty()
+            && !serial.starts_with("00")
+            && serial
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{info:?}"
+    );
+    let cipher = m
+        .iter()
+        .find_map(|(s, v)| Some((s.strip_prefix("probe_tls_cipher_info{cipher=\"")?, *v)))
+        .unwrap();
+    assert!(
+        [
+            "TLS_AES_256_GCM_SHA384\"}",
+            "TLS_AES_128_GCM_SHA256\"}",
+            "TLS_CHACHA20_POLY1305_SHA256\"}"
+        ]
+        .contains(&cipher.0)
+            && cipher.1 == 1.0,
+        "{cipher:?}"
+    );
 
     let m = probe(
         &app,
@@ -501,4 +533,98 @@ fn module_options_reach_the_wire() {
         value(&m, "probe_tls_version_info{version=\"TLS 1.3\"}"),
         Some(1.0)
     );
+}
+
+#[test]
+fn the_unix_prober_connects_only_to_listed_sockets() {
+    use std::os::unix::net::UnixListener;
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, tls, unlisted) = (
+        dir.path().join("plain.sock"),
+        dir.path().join("tls.sock"),
+        dir.path().join("unlisted.sock"),
+    );
+    // A plain listener, a TLS one (a leaf of the test CA), and one nobody listed.
+    for path in [&plain, &unlisted] {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || for _ in listener.incoming() {});
+    }
+    let pki = crate::targets::Pki::new("unix CA");
+    let config = crate::targets::server_tls(
+        pki.leaf(&["localhost"], (2020, 2040)),
+        &[&rustls::version::TLS13],
+    );
+    let listener = UnixListener::bind(&tls).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let config = std::sync::Arc::clone(&config);
+            std::thread::spawn(move || {
+                let mut conn = rustls::ServerConnection::new(config).unwrap();
+                let mut stream = stream;
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut stream).is_err() {
+                        return;
+                    }
+                }
+                let _ = conn.complete_io(&mut stream);
+            });
+        }
+    });
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let modules = dir.path().join("blackbox.yml");
+    std::fs::write(
+        &modules,
+        format!(
+            "modules:\n  unix_connect:\n    prober: unix\n  unix_tls:\n    prober: unix\n    unix:\n      tls: true\n      tls_config:\n        ca_file: {}\n        server_name: localhost\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let allowed = format!("{},{}", plain.display(), tls.display());
+    let app = spawn_app(
+        &[
+            "--config.file",
+            modules.to_str().unwrap(),
+            "--allow-unix-socket",
+            &allowed,
+        ],
+        &[],
+    );
+    app.admin_until("/readyz", |r| r.status == 200);
+
+    let m = probe(&app, "unix_connect", plain.to_str().unwrap());
+    assert_eq!(value(&m, "probe_success"), Some(1.0), "{m:?}");
+    assert_eq!(value(&m, "probe_failed_due_to_regex"), Some(0.0));
+    assert_eq!(value(&m, "probe_failed_due_to_bytes"), Some(0.0));
+    assert_eq!(
+        value(&m, "probe_ip_protocol"),
+        None,
+        "no address was resolved"
+    );
+
+    let m = probe(&app, "unix_tls", tls.to_str().unwrap());
+    assert_eq!(value(&m, "probe_success"), Some(1.0), "{m:?}");
+    assert_eq!(
+        value(&m, "probe_tls_version_info{version=\"TLS 1.3\"}"),
+        Some(1.0)
+    );
+    assert!(m
+        .iter()
+        .any(|(s, _)| s.starts_with("probe_ssl_last_chain_info{")));
+
+    // Not listed, or listed under another spelling: never connected to.
+    for target in [
+        unlisted.display().to_string(),
+        format!("{}/./plain.sock", dir.path().display()),
+    ] {
+        let m = probe(&app, "unix_connect", &target);
+        assert_eq!(value(&m, "probe_success"), Some(0.0), "{target}");
+        assert_eq!(
+            value(&m, "probe_failed_due_to_regex"),
+            None,
+            "{target}: not connected"
+        );
+    }
+    app.log_line("is not listed by --allow-unix-socket");
 }

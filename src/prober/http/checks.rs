@@ -18,7 +18,7 @@ use crate::prober::{
         Report, FAILED_DUE_TO_REGEX, HTTP_BODY_LENGTH, HTTP_CONTENT_LENGTH, HTTP_DURATION,
         HTTP_LAST_MODIFIED, HTTP_SSL, HTTP_STATUS, HTTP_VERSION,
     },
-    tls_info::{self},
+    tls_info::{self, TlsMetrics},
     PreparedModule, ProbeOptions,
 };
 
@@ -139,7 +139,7 @@ pub(super) async fn finish(
     match &tls {
         Some(state) => {
             report.set(HTTP_SSL, 1.0);
-            tls_info::record(report, state, &module.tls.extra_roots);
+            tls_info::record(report, state, &module.tls.extra_roots, TlsMetrics::HTTP);
             if config.fail_if_ssl {
                 tracing::debug!("final response was over TLS and fail_if_ssl is set");
                 success = false;

@@ -65,7 +65,7 @@ pub(super) async fn round_trip(
 
     let (request_h2, tls, connection, sent) = if https {
         let start = Instant::now();
-        let (stream, state) = tls_info::connect(&module.tls, &hop.server_name, tcp, addr).await?;
+        let (stream, state) = tls_info::connect(&module.tls, &hop.server_name, tcp, &addr).await?;
         report.add_labeled(HTTP_DURATION, &["tls"], start.elapsed().as_secs_f64());
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let sent = Instant::now();

@@ -1,0 +1,41 @@
+//! The unix prober (blackbox_exporter 0.28): the tcp prober's checks over a
+//! unix socket, optionally with TLS. A socket path reaches whatever listens on
+//! it inside the container (an admin socket, a runtime's API), which no
+//! address rule can describe: only the paths `--allow-unix-socket` lists may
+//! be probed.
+
+use tokio::net::UnixStream;
+
+use super::{
+    report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
+    tls_info::{self, TlsMetrics},
+    PreparedModule, ProbeOptions,
+};
+
+/// Runs a unix probe; `Err` with the reason when it failed.
+pub(super) async fn probe(
+    module: &PreparedModule,
+    target: &str,
+    options: ProbeOptions<'_>,
+    report: &mut Report,
+) -> Result<(), String> {
+    let config = &module.config.unix;
+    options.policy.check_unix_socket(target)?;
+    let stream = UnixStream::connect(target).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!("permission denied connecting to unix socket {target}: {e}")
+        } else {
+            format!("connecting to unix socket {target}: {e}")
+        }
+    })?;
+    // Registered once connected, as 0.28's query-response step does.
+    report.set(FAILED_DUE_TO_REGEX, 0.0);
+    report.set(FAILED_DUE_TO_BYTES, 0.0);
+    if config.tls {
+        // Go's default server name for a unix target is the path itself.
+        let name = config.tls_config.server_name.as_deref().unwrap_or(target);
+        let (_stream, state) = tls_info::connect(&module.tls, name, stream, &target).await?;
+        tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
+    }
+    Ok(())
+}
