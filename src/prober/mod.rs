@@ -117,7 +117,8 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
-    let head = if module.prober == ProberKind::Http {
+    // Both read an HTTP response head (gRPC over HTTP/2).
+    let head = if matches!(module.prober, ProberKind::Http | ProberKind::Grpc) {
         http::MAX_RESPONSE_HEAD as u64
     } else {
         0

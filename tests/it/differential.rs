@@ -22,16 +22,16 @@ use crate::{
 
 /// Metrics whose values are timings (or depend on which address resolution
 /// picked), compared by presence only.
-const TIMINGS: &[&str] = &[
+pub const TIMINGS: &[&str] = &[
     "probe_duration_seconds",
     "probe_dns_lookup_time_seconds",
     "probe_http_duration_seconds",
     "probe_ip_addr_hash",
 ];
 
-struct Blackbox {
+pub struct Blackbox {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Drop for Blackbox {
@@ -41,7 +41,7 @@ impl Drop for Blackbox {
     }
 }
 
-fn spawn_blackbox(modules: &std::path::Path) -> Blackbox {
+pub fn spawn_blackbox(modules: &std::path::Path) -> Blackbox {
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -64,7 +64,7 @@ fn spawn_blackbox(modules: &std::path::Path) -> Blackbox {
 }
 
 /// Series (name plus labels) to value, and the HELP/TYPE lines.
-fn exposition(text: &str) -> (BTreeMap<String, f64>, BTreeSet<String>) {
+pub fn exposition(text: &str) -> (BTreeMap<String, f64>, BTreeSet<String>) {
     let mut series = BTreeMap::new();
     let mut meta = BTreeSet::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
@@ -133,7 +133,7 @@ pub fn since_0_23(ours: &str, theirs: &str, module: &str) -> (String, String) {
     (ours.join("\n"), theirs.join("\n"))
 }
 
-fn is_timing(series: &str) -> bool {
+pub fn is_timing(series: &str) -> bool {
     TIMINGS
         .iter()
         .any(|t| series == *t || series.starts_with(&format!("{t}{{")))
