@@ -77,11 +77,17 @@ PID=
 SERVER_PID=
 THERE=
 stop_lookout() {
-  if [[ -n "$UPID" ]] && kill -0 "$UPID" 2>/dev/null; then
-    # unshare runs with --kill-child: its death takes the namespace's PID 1 with it.
-    kill -KILL "$UPID" 2>/dev/null || true
-    wait "$UPID" 2>/dev/null || true
+  # Kill the namespace's PID 1 itself: that ends every process in the namespace. unshare's
+  # --kill-child does not cover it, because `chroot --userspec` changes credentials and the
+  # kernel clears the parent-death signal when it does.
+  # Only while it is still unshare's child: a reaped PID may belong to someone else now.
+  if [[ -n "$PID" && -n "$UPID" ]] && [[ $(awk '{print $4}' "/proc/$PID/stat" 2>/dev/null) == "$UPID" ]]; then
+    kill -KILL "$PID" 2>/dev/null || true
   fi
+  if [[ -n "$UPID" ]] && kill -0 "$UPID" 2>/dev/null; then
+    kill -KILL "$UPID" 2>/dev/null || true
+  fi
+  if [[ -n "$UPID" ]]; then wait "$UPID" 2>/dev/null || true; fi
   # The kernel tears a dead network namespace down lazily: delete this run's veth pair
   # now, or the target namespace would route replies into it for a while.
   if [[ -n "$THERE" ]]; then ip -n "$NETNS" link del "$THERE" 2>/dev/null || true; fi
