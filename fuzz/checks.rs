@@ -327,3 +327,53 @@ pub(crate) fn regexp(data: &[u8]) {
         }
     }
 }
+
+/// A DNS response, read as blackbox_exporter's miekg/dns reads it and
+/// printed as it prints records (`prober::dns::read_response`).
+///
+/// - never panics, whatever the bytes (pointers, counts, lengths);
+/// - an error is one line;
+/// - the records printed are as many as the checking pass counted (the
+///   counts the prober reports), never more than the header claims;
+/// - every record prints as one line of printable ASCII fields separated
+///   by tabs, its header first, except the three miekg prints as comments
+///   or raw: OPT (a dig-style pseudo-section), TSIG (its pseudo-section
+///   prefix, then one line) and NULL (its bytes as they are);
+/// - reading is deterministic.
+pub(crate) fn dns_message(data: &[u8]) {
+    let Ok(response) = prober::dns::read_response(data).map_err(|error| {
+        assert!(!error.contains(['\n', '\r']), "one line: {error:?}");
+    }) else {
+        return;
+    };
+    let claimed = [6, 8, 10].map(|at| usize::from(u16::from_be_bytes([data[at], data[at + 1]])));
+    for ((texts, count), claimed) in response.sections.iter().zip(response.counts).zip(claimed) {
+        assert_eq!(texts.len(), count, "printed and counted records differ");
+        assert!(count <= claimed, "more records than the header claims");
+        for text in texts {
+            check_record_text(text);
+        }
+    }
+    assert_eq!(prober::dns::read_response(data), Ok(response));
+}
+
+fn check_record_text(text: &[u8]) {
+    if text.starts_with(b"\n;; OPT PSEUDOSECTION:\n") {
+        return;
+    }
+    let line = text
+        .strip_prefix(b"\n;; TSIG PSEUDOSECTION:\n; ")
+        .or_else(|| text.strip_prefix(b";"))
+        .unwrap_or(text);
+    let fields: Vec<&[u8]> = line.splitn(5, |b| *b == b'\t').collect();
+    assert_eq!(fields.len(), 5, "owner, TTL, class, type, data: {text:?}");
+    if fields[3] == b"NULL" {
+        return;
+    }
+    assert!(
+        line.iter()
+            .all(|b| *b == b'\t' || (0x20..=0x7e).contains(b)),
+        "one line of printable ASCII: {:?}",
+        String::from_utf8_lossy(text)
+    );
+}

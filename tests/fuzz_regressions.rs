@@ -19,13 +19,14 @@ use std::{
 type Check = fn(&[u8]);
 
 /// Each fuzz target with its check.
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("modules_file", checks::modules_file),
     ("probe_query", checks::probe_query),
     ("duration", checks::duration),
     ("policy_rule", checks::policy_rule),
     ("target_url", checks::target_url),
     ("regexp", checks::regexp),
+    ("dns_message", checks::dns_message),
 ];
 
 /// The files directly in `dir`, sorted; none when it does not exist.

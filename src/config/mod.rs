@@ -44,6 +44,7 @@ pub use self::{
     values::{ByteSize, ParseDurationError, PromDuration},
 };
 pub(crate) use self::{
+    dns::{RrValidator, Transport, CLASSES, TYPES},
     http::{HeaderMatch, HttpVersion},
     tls::TlsVersion,
     values::IpProtocol,
@@ -138,7 +139,7 @@ pub struct Module {
     #[serde(default)]
     pub icmp: IcmpProbe,
     /// Settings of the grpc prober.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "grpc::block")]
     pub grpc: GrpcProbe,
     /// Settings of the unix prober.
     #[serde(default)]
@@ -222,7 +223,13 @@ impl Config {
             }
         };
         for module in self.modules.values_mut() {
-            for tls in [&mut module.http.tls_config, &mut module.tcp.tls_config] {
+            for tls in [
+                &mut module.http.tls_config,
+                &mut module.tcp.tls_config,
+                &mut module.grpc.tls_config,
+                &mut module.dns.tls_config,
+                &mut module.unix.tls_config,
+            ] {
                 join(&mut tls.ca_file);
                 join(&mut tls.cert_file);
                 join(&mut tls.key_file);
@@ -239,7 +246,15 @@ impl Module {
     /// Each prober's settings, checked whether or not it is the one that runs.
     fn validate(&self) -> Result<(), validate::Invalid> {
         validate::http(&self.http).map_err(|invalid| invalid.under("http"))?;
-        validate::tcp(&self.tcp).map_err(|invalid| invalid.under("tcp"))
+        for (prober, tls) in [
+            ("tcp", &self.tcp.tls_config),
+            ("grpc", &self.grpc.tls_config),
+            ("dns", &self.dns.tls_config),
+            ("unix", &self.unix.tls_config),
+        ] {
+            validate::tls_config(tls).map_err(|invalid| invalid.under(prober))?;
+        }
+        Ok(())
     }
 }
 
@@ -343,6 +358,54 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn every_probers_tls_config_is_checked_and_resolved_against_the_file() {
+        for prober in ["http", "tcp", "grpc", "dns", "unix"] {
+            let block = |tls: &str| {
+                let extra = if prober == "dns" {
+                    "query_name: example.org, "
+                } else {
+                    ""
+                };
+                format!("modules:\n  m:\n    prober: {prober}\n    {prober}: {{{extra}tls_config: {tls}}}\n")
+            };
+            let err = parse(&block("{cert_file: c.pem}")).unwrap_err();
+            assert!(
+                err.contains(&format!("modules.m.{prober}.tls_config")),
+                "{prober}: {err}"
+            );
+            assert!(err.contains("cert_file and key_file"), "{prober}: {err}");
+
+            let config = parse(&block(
+                "{ca_file: ca.pem, cert_file: /abs/c.pem, key_file: k/k.pem}",
+            ))
+            .unwrap_or_else(|e| panic!("{prober}: {e}"));
+            let m = &config.modules["m"];
+            let tls = match prober {
+                "http" => &m.http.tls_config,
+                "tcp" => &m.tcp.tls_config,
+                "grpc" => &m.grpc.tls_config,
+                "dns" => &m.dns.tls_config,
+                _ => &m.unix.tls_config,
+            };
+            assert_eq!(
+                tls.ca_file.as_deref(),
+                Some(Path::new("/etc/lookout/ca.pem")),
+                "{prober}"
+            );
+            assert_eq!(
+                tls.cert_file.as_deref(),
+                Some(Path::new("/abs/c.pem")),
+                "{prober}"
+            );
+            assert_eq!(
+                tls.key_file.as_deref(),
+                Some(Path::new("/etc/lookout/k/k.pem")),
+                "{prober}"
+            );
         }
     }
 }

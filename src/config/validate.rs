@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use super::{
     http::HttpProbe,
-    tcp::TcpProbe,
     tls::{TlsConfig, TlsVersion},
 };
 
@@ -100,9 +99,9 @@ pub(super) fn http(http: &HttpProbe) -> Result<(), Invalid> {
     tls(&http.tls_config).map_err(|invalid| invalid.under("tls_config"))
 }
 
-/// The tcp prober's settings.
-pub(super) fn tcp(tcp: &TcpProbe) -> Result<(), Invalid> {
-    tls(&tcp.tls_config).map_err(|invalid| invalid.under("tls_config"))
+/// The `tls_config` of a prober whose other settings were checked as they were read.
+pub(super) fn tls_config(tls_config: &TlsConfig) -> Result<(), Invalid> {
+    tls(tls_config).map_err(|invalid| invalid.under("tls_config"))
 }
 
 /// A `tls_config`, wherever it is.

@@ -7,7 +7,7 @@
 
 mod address;
 pub(crate) mod client_tls;
-mod dns;
+pub mod dns;
 mod grpc;
 mod http;
 mod icmp;
@@ -22,6 +22,7 @@ pub mod url;
 
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -34,7 +35,7 @@ pub use self::{
     limits::{MatchSlots, Ticket},
     report::Report,
 };
-use crate::config::{Config, Module, ProberKind, TlsConfig};
+use crate::config::{Config, IpProtocol, Module, ProberKind, TlsConfig};
 
 /// ALPN offer of the http prober: HTTP/2 first unless the module disables it.
 const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -123,7 +124,13 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
-    PROBE_MEMORY + head + body
+    // One record's text when a dns module's regexps look at records.
+    let dns = if module.prober == ProberKind::Dns {
+        dns::extra_memory(&module.dns)
+    } else {
+        0
+    };
+    PROBE_MEMORY + head + body + dns
 }
 
 /// Every module of one configuration.
@@ -221,6 +228,25 @@ pub struct ProbeOptions<'a> {
     pub matches: &'a MatchSlots,
 }
 
+impl ProbeOptions<'_> {
+    /// The address a probe of `host` may reach: a denied name is never resolved, and a
+    /// denied address is never sent a packet. Records the resolution metrics; returns
+    /// the address and the time the lookup took.
+    async fn allowed_address(
+        &self,
+        host: &str,
+        preferred: IpProtocol,
+        fallback: bool,
+        report: &mut Report,
+    ) -> Result<(IpAddr, Duration), String> {
+        self.policy.check_name(host)?;
+        let (ip, lookup) =
+            resolve::choose_protocol(host, preferred, fallback, self.ticket, report).await?;
+        self.policy.check(host, ip)?;
+        Ok((ip, lookup))
+    }
+}
+
 /// Runs one probe against `target` within `deadline`.
 pub async fn run(
     module: &PreparedModule,
@@ -241,7 +267,10 @@ pub async fn run(
                 .await
                 .map(|()| true),
             ProberKind::Dns => dns::probe(module, target, options, &mut report).await,
-            ProberKind::Icmp => icmp::probe(module, target, options, &mut report).await,
+            // The deadline, to end a series of echoes with its statistics.
+            ProberKind::Icmp => {
+                icmp::probe(module, target, start + deadline, options, &mut report).await
+            }
             ProberKind::Grpc => grpc::probe(module, target, options, &mut report).await,
         }
     };

@@ -10,7 +10,6 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::{
     address::{port_number, split_target},
     report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
-    resolve,
     tls_info::{self, TlsMetrics},
     PreparedModule, ProbeOptions,
 };
@@ -31,21 +30,18 @@ async fn run(
     options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<(), String> {
-    let policy = options.policy;
     let config = &module.config.tcp;
     let (host, port) =
         split_target(target).ok_or_else(|| format!("target {target:?} is not host:port"))?;
-    policy.check_name(host)?;
-    let (ip, _) = resolve::choose_protocol(
-        host,
-        config.preferred_ip_protocol,
-        config.ip_protocol_fallback,
-        options.ticket,
-        report,
-    )
-    .await?;
+    let (ip, _) = options
+        .allowed_address(
+            host,
+            config.preferred_ip_protocol,
+            config.ip_protocol_fallback,
+            report,
+        )
+        .await?;
     let addr = SocketAddr::new(ip, port_number(port)?);
-    policy.check(host, ip)?;
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;

@@ -60,6 +60,11 @@ impl TlsMetrics {
         chain_expiry: true,
         cipher: true,
     };
+    /// The grpc prober's set: earliest expiry, version and leaf only.
+    pub(crate) const GRPC: Self = Self {
+        chain_expiry: false,
+        cipher: false,
+    };
 }
 
 /// Completes a TLS handshake over `stream` with the module's client setup and

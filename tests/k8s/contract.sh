@@ -352,10 +352,22 @@ EOF
   local env_args=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     HOSTNAME=lookout-contract KUBERNETES_SERVICE_HOST=10.96.0.1 KUBERNETES_SERVICE_PORT=443
     "${envs[@]}")
+  local -A sysctls=()
+  local key value
+  while read -r key value; do
+    [[ -n $key ]] || continue
+    # Only net.* sysctls live in the network namespace this run creates.
+    [[ $key =~ ^net\.[a-z0-9_.]+$ && $key != *..* ]] || die "sysctl $key: only net.* sysctls are set per pod here"
+    sysctls[$key]=$value
+  done < <(q '"\n".join(f"{k} {v}" for k, v in s["sysctls"].items())')
   # shellcheck disable=SC2016 # these lines are the launcher's own code, expanded there
   {
     echo 'set -e'
     printf '%q %q lo-up\n' "$PY" "$M"
+    # The pod's sysctls, as the runtime sets them in the pod's network namespace.
+    for key in "${!sysctls[@]}"; do
+      printf 'printf "%%s\\n" %q >%q\n' "${sysctls[$key]}" "/proc/sys/${key//.//}"
+    done
     printf 'R=%q\n' "$ROOT"
     echo 'mount --bind "$R" "$R"'
     echo 'mount -o remount,bind,ro "$R"'
@@ -505,7 +517,9 @@ for module in $(q '" ".join(s["modules"])'); do
   esac
   before=$(accepted_on "$TARGET_V4")
   reply=$(probe "$module" "$target")
-  if [[ ${reply%%$'\n'*} == 200 ]] && succeeded "$reply" && (($(accepted_on "$TARGET_V4") > before)); then
+  # An echo reply is the target's kernel answering: only TCP probes leave an accept behind.
+  if [[ ${reply%%$'\n'*} == 200 ]] && succeeded "$reply" &&
+    { [[ $prober == icmp ]] || (($(accepted_on "$TARGET_V4") > before)); }; then
     ok "prod: module $module ($prober, $(q "s['methods']['$module']")) is loaded and probes $target: probe_success 1"
   else
     bad "prod: module $module ($prober) is loaded and probes $target: probe_success 1"

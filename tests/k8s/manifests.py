@@ -484,6 +484,20 @@ def check(rendered, role, kdir):
     ok(np and not problems, "egress: the ipBlocks except every denied network (loopback never leaves the pod)",
        "; ".join(problems))
 
+    # Issue 15: ICMP without NET_RAW. The pod's net.ipv4.ping_group_range (a safe sysctl the
+    # restricted standard allows) must admit the group lookout runs as, so the icmp prober
+    # opens unprivileged ICMP sockets, and no capability is added back for a raw one.
+    psc, csc = r.pod.get("securityContext") or {}, r.container.get("securityContext") or {}
+    gid = csc.get("runAsGroup", psc.get("runAsGroup"))
+    ranges = [s.get("value") for s in psc.get("sysctls") or [] if s.get("name") == "net.ipv4.ping_group_range"]
+    bounds = [int(v) for v in str(ranges[0]).split() if v.isdigit()] if len(ranges) == 1 else []
+    ok(len(bounds) == 2 and isinstance(gid, int) and bounds[0] <= gid <= bounds[1],
+       f"pod sysctl net.ipv4.ping_group_range admits runAsGroup {gid}: ICMP without NET_RAW",
+       f"ping_group_range: {ranges}")
+    caps = csc.get("capabilities") or {}
+    ok("ALL" in (caps.get("drop") or []) and not caps.get("add"),
+       "every capability dropped and none added (no NET_RAW for ICMP)", f"{caps}")
+
     # Item 3: kube-prometheus-stack's release label.
     monitors = r.kind("ServiceMonitor") + r.kind("Probe")
     if settings and monitors:
@@ -820,6 +834,8 @@ def contract(rendered):
         "env": env,
         "uid": uid,
         "gid": gid,
+        # What the runtime writes into the pod's namespaces before the container starts.
+        "sysctls": {x["name"]: str(x["value"]) for x in psc.get("sysctls") or []},
         "ports": ports,
         "probes": probes,
         "files": files,

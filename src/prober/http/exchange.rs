@@ -12,7 +12,7 @@ use http::{
     Request, Response,
 };
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::{body::Incoming, client::conn::http2::SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -101,21 +101,17 @@ pub(super) async fn send<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let io = TokioIo::new(io);
     if h2 {
-        let (mut sender, connection) =
-            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .max_header_list_size(MAX_RESPONSE_HEAD as u32)
-                .handshake(io)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-        let guard = AbortOnDrop::spawn(connection);
+        let (mut sender, guard) = h2_handshake(io)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| format!("HTTP/2 request: {e}"))?;
         Ok((response, guard))
     } else {
+        let io = TokioIo::new(io);
         let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(MAX_RESPONSE_HEAD)
             .max_headers(MAX_RESPONSE_FIELDS)
@@ -129,6 +125,22 @@ where
             .map_err(|e| format!("HTTP request: {e}"))?;
         Ok((response, guard))
     }
+}
+
+/// An HTTP/2 client connection over `io`, driven on its own task until the
+/// guard drops; response heads are bounded by [`MAX_RESPONSE_HEAD`], as the
+/// memory budget counts them. The http and grpc probers' HTTP/2.
+pub(crate) async fn h2_handshake<S>(
+    io: S,
+) -> Result<(SendRequest<Full<Bytes>>, AbortOnDrop), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .max_header_list_size(MAX_RESPONSE_HEAD as u32)
+        .handshake(TokioIo::new(io))
+        .await?;
+    Ok((sender, AbortOnDrop::spawn(connection)))
 }
 
 pub(super) async fn build_request(
@@ -227,7 +239,7 @@ pub(super) fn basic(user: &str, password: &str) -> Result<HeaderValue, String> {
 }
 
 /// Aborts the connection task when the probe is done with it.
-pub(super) struct AbortOnDrop(JoinHandle<()>);
+pub(crate) struct AbortOnDrop(JoinHandle<()>);
 
 impl AbortOnDrop {
     /// Drives a hyper connection on its own task until dropped.

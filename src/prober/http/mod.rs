@@ -14,6 +14,7 @@ use http::{header, Method};
 mod checks;
 mod exchange;
 
+pub(super) use self::exchange::h2_handshake;
 use self::{checks::finish, exchange::round_trip};
 use super::{
     address,
@@ -43,7 +44,7 @@ pub(crate) const MAX_RESPONSE_HEAD: usize = 256 << 10;
 const MAX_RESPONSE_FIELDS: usize = 1000;
 
 /// Sent unless the module sets its own User-Agent.
-const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 
 const PHASES: [&str; 4] = ["connect", "processing", "tls", "transfer"];
 
