@@ -178,7 +178,10 @@ def cpu_ticks(pid):
 
 
 def family_ticks(parent):
-    """CPU ticks of a process and its children (nginx master and workers)."""
+    """CPU ticks of a process and its children (nginx master and workers); 0 without one
+    (the kernel answers ICMP echoes itself)."""
+    if not parent:
+        return 0
     total = cpu_ticks(parent)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -337,6 +340,16 @@ def cmd_load(args):
                     one_load_run(args, server, target, conc, run)
 
 
+def target_pid(args, target):
+    """The process that answers this target's probes: `--target-pid KEY=PID`, else nginx;
+    0 for none."""
+    for spec in args.target_pid:
+        key, pid = spec.split("=", 1)
+        if key == target["key"]:
+            return int(pid)
+    return args.nginx_pid
+
+
 def one_load_run(args, server, target, conc, run):
     """A fresh exporter per run: warm-up load, reset the peak-RSS mark, then
     the measured load with CPU read from /proc before and after."""
@@ -354,9 +367,10 @@ def one_load_run(args, server, target, conc, run):
             hwm_scope = "process lifetime"
         wrk_argv = wrk(args, conc, args.duration, url, True)
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu0, nginx0, machine0 = cpu_ticks(pid), family_ticks(args.nginx_pid), machine_ticks()
+        peer = target_pid(args, target)
+        cpu0, nginx0, machine0 = cpu_ticks(pid), family_ticks(peer), machine_ticks()
         done = subprocess.run(wrk_argv, check=True, capture_output=True, text=True)
-        cpu1, nginx1, machine1 = cpu_ticks(pid), family_ticks(args.nginx_pid), machine_ticks()
+        cpu1, nginx1, machine1 = cpu_ticks(pid), family_ticks(peer), machine_ticks()
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         hwm = proc_status(pid, "VmHWM")
     finally:
@@ -479,6 +493,8 @@ def cmd_report(args):
             data = json.load(f)["results"][0]
         rebuild[name] = (data["times"], data["command"])
     targets = sorted({r["target"] for r in res.get("load")}, key=lambda t: (t != "https", t))
+    # Issue 7's goals are about the http prober; the others are compared in their own table.
+    goal_targets = [t for t in targets if t in ("https", "http")]
     concs = sorted({r["conc"] for r in res.get("load")})
     lk, bb = args.lookout, args.blackbox
 
@@ -511,12 +527,12 @@ def cmd_report(args):
                 w(f"| image layer ≤ 3 MiB, {arch}, {kind} | {b / MIB:.2f} MiB ({b:,} bytes) | {verdict(b <= 3 * MIB)} |")
     ready = med("coldstart", "ready_ms", server=lk)
     w(f"| ready ≤ 2 ms after exec | {fmt_opt(ready, '{:.2f} ms')} (median) | {verdict(None if ready is None else ready <= 2)} |")
-    for t in targets:
+    for t in goal_targets:
         for c in concs:
             r = ratio(med("load", "probes_per_s", server=lk, target=t, conc=c),
                       med("load", "probes_per_s", server=bb, target=t, conc=c))
             w(f"| throughput ≥ 3× blackbox_exporter, {t}, c={c} | {fmt_opt(r, '{:.2f}×')} | {verdict(None if r is None else r >= 3)} |")
-    for t in targets:
+    for t in goal_targets:
         for c in concs:
             r = ratio(med("load", "cpu_per_1000", server=lk, target=t, conc=c),
                       med("load", "cpu_per_1000", server=bb, target=t, conc=c))
@@ -525,9 +541,9 @@ def cmd_report(args):
     w(f"| idle memory ≤ ¼ of blackbox_exporter's | {fmt_opt(r, '{:.2f}×')} of its | {verdict(None if r is None else r <= 0.25)} |")
     if args.glibc:
         tp = [ratio(med("load", "probes_per_s", server=lk, target=t, conc=c),
-                    med("load", "probes_per_s", server=args.glibc, target=t, conc=c)) for t in targets for c in concs]
+                    med("load", "probes_per_s", server=args.glibc, target=t, conc=c)) for t in goal_targets for c in concs]
         cpu = [ratio(med("load", "cpu_per_1000", server=lk, target=t, conc=c),
-                     med("load", "cpu_per_1000", server=args.glibc, target=t, conc=c)) for t in targets for c in concs]
+                     med("load", "cpu_per_1000", server=args.glibc, target=t, conc=c)) for t in goal_targets for c in concs]
         tp, cpu = [x for x in tp if x], [x for x in cpu if x]
         worst_tp, worst_cpu = (min(tp) if tp else None), (max(cpu) if cpu else None)
         w(f"| musl within 5% of glibc: throughput (worst configuration) | {fmt_opt(worst_tp, '{:.3f}×')} of glibc's | {verdict(None if worst_tp is None else worst_tp >= 0.95)} |")
@@ -536,6 +552,26 @@ def cmd_report(args):
         m = median(times)
         w(f"| warm rebuild ≤ 20 s, {name} | {m:.1f} s | {verdict(m <= 20)} |")
     w("")
+
+    # The other probers beside blackbox_exporter (issue 15)
+    others = [t for t in targets if t not in goal_targets]
+    if others:
+        w("## Each prober beside blackbox_exporter\n")
+        w("The same load against each prober's own target (details per target under Probe "
+          "throughput below). Ratios of medians: throughput lookout ÷ blackbox_exporter (higher is "
+          "better), CPU per probe lookout ÷ blackbox_exporter (lower is better).\n")
+        w("| prober, connections | lookout probes/s | blackbox_exporter probes/s | throughput | "
+          "lookout CPU s per 1,000 | blackbox_exporter CPU s per 1,000 | CPU per probe |")
+        w("|---|---|---|---|---|---|---|")
+        for t in others:
+            for c in concs:
+                cells = []
+                for field, fmt in (("probes_per_s", "{:.0f}"), ("cpu_per_1000", "{:.3f}")):
+                    ours = med("load", field, server=lk, target=t, conc=c)
+                    theirs = med("load", field, server=bb, target=t, conc=c)
+                    cells += [fmt_opt(ours, fmt), fmt_opt(theirs, fmt), fmt_opt(ratio(ours, theirs), "{:.2f}×")]
+                w(f"| {t}, c={c} | " + " | ".join(cells) + " |")
+        w("")
 
     # Sizes
     w("## Artifact size\n")
@@ -586,12 +622,15 @@ def cmd_report(args):
     sanity = {r["server"]: r for r in res.get("sanity")}
     w("## Probe throughput\n")
     w("wrk drives `/probe` with keep-alive connections; each probe opens a new connection to "
-      "nginx (a 3-byte 200). A fresh exporter per run: a warm-up load, then the peak-RSS mark "
+      "its target: nginx's 3-byte 200 (http, https; a connect and close for tcp; a 7-byte "
+      "SERVING health answer over h2c for grpc), one A query over UDP to NSD (dns), one echo "
+      "to 127.0.0.1 (icmp). A fresh exporter per run: a warm-up load, then the peak-RSS mark "
       "is reset (`/proc/PID/clear_refs` 5) and the measured load runs. CPU: utime+stime of the "
       "exporter from /proc/PID/stat (10 ms ticks) before and after. `failed` counts answers "
-      "without `probe_success 1`; nginx CPU and busy cores (of "
+      "without `probe_success 1`; the target's CPU (nginx, NSD for dns, none for icmp: the "
+      "kernel answers) and busy cores (of "
       f"{os.cpu_count()}) show whether the target or the machine was the limit. Whether wrk, "
-      "nginx and the exporter shared the CPUs or were pinned apart: see settings above.\n")
+      "target and the exporter shared the CPUs or were pinned apart: see settings above.\n")
     if sanity:
         w("| server | " + " | ".join(f"{t} HTTP / TLS" for t in targets) + " | TLS sessions resumed |")
         w("|---|" + "---|" * (len(targets) + 1))
@@ -606,7 +645,7 @@ def cmd_report(args):
             rows0 = res.get("load", target=t, conc=c)
             w(f"### {t}, {c} connections ({len(res.get('load', server=lk, target=t, conc=c))} runs × "
               f"{rows0[0]['seconds']:.0f} s)\n")
-            w("| server | probes/s | p50, ms | p99, ms | CPU s per 1,000 probes | peak RSS, MiB | failed | nginx CPU s per 1,000 | busy cores |")
+            w("| server | probes/s | p50, ms | p99, ms | CPU s per 1,000 probes | peak RSS, MiB | failed | target CPU s per 1,000 | busy cores |")
             w("|---|---|---|---|---|---|---|---|---|")
             for k in keys:
                 rows = res.get("load", server=k, target=t, conc=c)
@@ -719,6 +758,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--script", required=True)
     p.add_argument("--nginx-pid", type=int, required=True)
+    p.add_argument("--target-pid", action="append", default=[],
+                   help="KEY=PID: the process answering that target, when it is not nginx (0: none)")
     p.add_argument("--pin-exporter", help="CPUs for the exporter (taskset list), e.g. 1")
     p.add_argument("--pin-load", help="CPUs for wrk, e.g. 0 (nginx is pinned by run.sh)")
     p = sub.add_parser("report")

@@ -15,7 +15,11 @@
 #   3. Sizes: the binaries and the image-equivalent layer (bin/lookout, CA
 #      bundle, passwd, group) as a tar, raw and gzipped.
 #   4. nginx on 127.0.0.1 as the probe target: HTTPS (test CA, P-256, TLS 1.2
-#      and 1.3, HTTP/2 offered) and plain HTTP, each answering a 3-byte 200.
+#      and 1.3, HTTP/2 offered) and plain HTTP, each answering a 3-byte 200; for
+#      the other probers (issue 15): tcp connects to the HTTP port, grpc asks nginx
+#      over h2c (a static SERVING health answer), dns asks NSD for an A record over
+#      UDP, icmp pings 127.0.0.1 through an unprivileged ICMP socket, as in the pod
+#      (net.ipv4.ping_group_range is widened for the run and restored afterwards).
 #   5. bench.py: a sanity probe per server and target; cold start (exec -> first
 #      200 from readiness) and idle RSS, beside hyperfine's exec -> exit of
 #      `--version` for scale; probe load with wrk at each
@@ -36,7 +40,9 @@
 #   BENCH_PIN=1         load and cold-start runs with the exporter alone on the last CPU, and
 #                       wrk, nginx and the readiness poller on the others (taskset), so that
 #                       probes/s is the exporter's, not the machine's
-#   BENCH_REBUILD_RUNS  timed warm rebuilds per profile           3 [1]
+#   BENCH_REBUILD_RUNS  timed warm rebuilds per profile (0: none)  3 [1]
+#   BENCH_PROBERS       the other probers' targets: "tcp dns icmp grpc" ("" for none)
+#   BENCH_PROBER_SERVERS  the servers loaded with them              "lookout-musl blackbox"
 #   BENCH_SERVERS       "lookout-musl lookout-mimalloc lookout-glibc blackbox";
 #                       lookout-musl-warn (the musl binary with RUST_LOG=warn) may be added
 #   BENCH_MIMALLOC      mimalloc crate version                    0.1.52
@@ -77,6 +83,8 @@ if [[ $PIN == 1 ]]; then
 fi
 REBUILD_RUNS=${BENCH_REBUILD_RUNS:-$(q 3 1)}
 read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-mimalloc lookout-glibc blackbox}"
+read -ra PROBERS <<<"${BENCH_PROBERS-tcp dns icmp grpc}"
+read -ra PROBER_SERVERS <<<"${BENCH_PROBER_SERVERS:-lookout-musl blackbox}"
 MIMALLOC=${BENCH_MIMALLOC:-0.1.52}
 TLS_TICKETS=${BENCH_TLS_TICKETS:-on}
 EXEC_RUNS=${BENCH_EXEC_RUNS:-$(q 200 20)}
@@ -88,9 +96,11 @@ ARM64=aarch64-unknown-linux-musl
 
 
 WORK=$(mktemp -d /tmp/lookout-bench.XXXXXX)
-NGINX_PID=
+NGINX_PID= NSD_PID= PING_RANGE=
 cleanup() {
   if [[ -n $NGINX_PID ]]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  if [[ -n $NSD_PID ]]; then kill "$NSD_PID" 2>/dev/null || true; wait "$NSD_PID" 2>/dev/null || true; fi
+  if [[ -n $PING_RANGE ]]; then printf '%s\n' "$PING_RANGE" >/proc/sys/net/ipv4/ping_group_range; fi
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -111,6 +121,7 @@ apt_packages=(
   wrk                           # load generator (Lua script counts failed probes)
   hyperfine                     # warm rebuild timing
   nginx-light                   # the probe target; has the ssl and http_v2 modules
+  nsd                           # the dns prober's target
   musl-tools gcc-aarch64-linux-gnu  # static builds (see .cargo/config.toml)
   openssl curl ca-certificates git
 )
@@ -220,7 +231,12 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localh
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$TLS/san.ext"
 openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial -days 30 \
   -extfile "$TLS/san.ext" -out "$TLS/leaf.pem" 2>/dev/null
-HTTP_PORT=$(port) HTTPS_PORT=$(port) LOGGED_PORT=$(port)
+HTTP_PORT=$(port) HTTPS_PORT=$(port) LOGGED_PORT=$(port) GRPC_PORT=$(port)
+# grpc.health.v1.HealthCheckResponse{status: SERVING} in one uncompressed gRPC message.
+mkdir -p "$NG/grpc"
+printf '\x00\x00\x00\x00\x02\x08\x01' >"$NG/grpc/serving"
+# nginx's workers run as nobody: the file and the directories above it must be theirs to read.
+chmod a+rX "$WORK" "$NG" "$NG/grpc" "$NG/grpc/serving"
 tls_server() { # the HTTPS server block; $1 adds directives
   printf 'server { listen 127.0.0.1:%s ssl http2; ssl_certificate %s; ssl_certificate_key %s; %s location / { return 200 "ok\\n"; } }\n' \
     "$1" "$TLS/leaf.pem" "$TLS/leaf.key" "${2:-}"
@@ -246,6 +262,13 @@ http {
   $(tls_server "$HTTPS_PORT")
   # The same, logging whether each TLS session was resumed (sanity step only).
   $(tls_server "$LOGGED_PORT" "access_log $NG/reused.log reused;")
+  # A gRPC health server over h2c: a POST to a static file is 405, and the error page,
+  # reached as a GET, is the SERVING answer, with grpc-status 0 as its trailer.
+  server {
+    listen 127.0.0.1:$GRPC_PORT http2;
+    location / { error_page 405 =200 /serving; return 405; }
+    location = /serving { internal; types { } default_type application/grpc; root $NG/grpc; add_trailer grpc-status 0; }
+  }
 }
 EOF
 touch "$NG/reused.log"
@@ -254,6 +277,41 @@ NGINX_PID=$!
 curl -s --retry 50 --retry-delay 0 --retry-connrefused --cacert "$TLS/ca.pem" -o /dev/null "https://127.0.0.1:$HTTPS_PORT/" ||
   die "nginx did not start: $(cat "$NG/error.log")"
 note "probe target" "nginx -p NGINX_DIR -c nginx.conf   # worker_processes auto; 'return 200 \"ok\\n\"' over HTTP and HTTPS (ssl http2, TLSv1.2 TLSv1.3, session tickets $TLS_TICKETS)"
+
+# The dns prober's target: NSD, authoritative for one zone, on the load CPUs.
+DNS_PORT=$(port)
+if [[ " ${PROBERS[*]} " == *" dns "* ]]; then
+  NS="$WORK/nsd"
+  mkdir -p "$NS"
+  printf '%s\n' '$ORIGIN bench.test.' '$TTL 300' \
+    '@ IN SOA ns.bench.test. admin.bench.test. 1 3600 600 86400 300' '@ IN NS ns' \
+    'ns IN A 127.0.0.1' 'www IN A 192.0.2.1' >"$NS/bench.test.zone"
+  printf '%s\n' 'server:' "  ip-address: 127.0.0.1@$DNS_PORT" "  port: $DNS_PORT" '  username: ""' '  chroot: ""' \
+    "  zonesdir: $NS" "  pidfile: $NS/nsd.pid" "  xfrdfile: $NS/xfrd.state" "  zonelistfile: $NS/zone.list" \
+    '  database: ""' '  server-count: 1' '  verbosity: 0' '  rrl-ratelimit: 0' '  rrl-whitelist-ratelimit: 0' 'remote-control:' '  control-enable: no' \
+    'zone:' '  name: bench.test' '  zonefile: bench.test.zone' >"$NS/nsd.conf"
+  "${pin_load[@]}" nsd -d -c "$NS/nsd.conf" &
+  NSD_PID=$!
+  # Ready when it answers: www.bench.test A, ID 0x4242.
+  dns_up() {
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.2)
+s.sendto(bytes.fromhex("424200000001000000000000037777770562656e63680474657374000001" "0001"), ("127.0.0.1", int(sys.argv[1])))
+sys.exit(s.recv(512)[:2] != b"\x42\x42")' "$DNS_PORT" 2>/dev/null
+  }
+  for _ in $(seq 50); do dns_up && break; kill -0 "$NSD_PID" 2>/dev/null || break; sleep 0.1; done
+  dns_up || die "nsd did not answer on 127.0.0.1:$DNS_PORT"
+  # Debian's NSD limits answers per client to 200/s (RRL) unless told not to.
+  note "dns target" "nsd -d -c nsd.conf   # one server process, rrl-ratelimit: 0, zone bench.test, www A 192.0.2.1"
+fi
+# The icmp prober as in the pod: an unprivileged ICMP socket for the exporters' group
+# (root's, here), not a raw one.
+if [[ " ${PROBERS[*]} " == *" icmp "* ]]; then
+  PING_RANGE=$(tr '\t' ' ' </proc/sys/net/ipv4/ping_group_range)
+  printf '0 0\n' >/proc/sys/net/ipv4/ping_group_range
+  note "icmp target" "echo '0 0' > /proc/sys/net/ipv4/ping_group_range   # restored afterwards; the kernel answers 127.0.0.1"
+fi
 
 # One modules file for both exporters.
 CONFIG="$WORK/blackbox.yml"
@@ -270,6 +328,29 @@ modules:
     prober: http
     timeout: 5s
     http:
+      preferred_ip_protocol: ip4
+  tcp_local:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+  dns_local:
+    prober: dns
+    timeout: 5s
+    dns:
+      query_name: www.bench.test
+      query_type: A
+      preferred_ip_protocol: ip4
+  icmp_local:
+    prober: icmp
+    timeout: 5s
+    icmp:
+      preferred_ip_protocol: ip4
+  grpc_local:
+    prober: grpc
+    timeout: 5s
+    grpc:
+      tls: false
       preferred_ip_protocol: ip4
 EOF
 "$WORK/bin/lookout-musl" check-config "$CONFIG" 2>/dev/null || die "lookout rejects $CONFIG"
@@ -292,8 +373,18 @@ done >"$SERVERS_TSV"
 RESULTS="$WORK/results.jsonl"
 common=(--servers "$SERVERS_TSV" --config "$CONFIG" --workdir "$WORK" --out "$RESULTS")
 targets=(--target "https=https://127.0.0.1:$HTTPS_PORT/,https_local" --target "http=http://127.0.0.1:$HTTP_PORT/,http_local")
+prober_targets=() target_pids=()
+for p in "${PROBERS[@]}"; do
+  case $p in
+    tcp) prober_targets+=(--target "tcp=127.0.0.1:$HTTP_PORT,tcp_local") ;;
+    dns) prober_targets+=(--target "dns=127.0.0.1:$DNS_PORT,dns_local") target_pids+=(--target-pid "dns=$NSD_PID") ;;
+    icmp) prober_targets+=(--target "icmp=127.0.0.1,icmp_local") target_pids+=(--target-pid "icmp=0") ;;
+    grpc) prober_targets+=(--target "grpc=127.0.0.1:$GRPC_PORT,grpc_local") ;;
+    *) die "unknown prober in BENCH_PROBERS: $p" ;;
+  esac
+done
 say "sanity: every server probes every target"
-python3 "$BENCH/bench.py" sanity "${common[@]}" "${targets[@]}" \
+python3 "$BENCH/bench.py" sanity "${common[@]}" "${targets[@]}" "${prober_targets[@]}" \
   --resumption-target "logged=https://127.0.0.1:$LOGGED_PORT/,https_local" --resumption-log "$NG/reused.log"
 say "cold start and idle memory: $START_RUNS runs per server"
 python3 "$BENCH/bench.py" coldstart "${common[@]}" --runs "$START_RUNS" --poll-us "$POLL_US" --settle "$SETTLE" "${pin_args[@]}"
@@ -311,6 +402,15 @@ note "process start baseline" "hyperfine -N --warmup 10 --runs $EXEC_RUNS '<bina
 say "probe load: $LOAD_RUNS runs x ${DURATION}s (+${WARMUP}s warm-up) per server, target, concurrency (${CONC[*]})"
 python3 "$BENCH/bench.py" load "${common[@]}" "${targets[@]}" --conc "${CONC[@]}" --runs "$LOAD_RUNS" \
   --duration "$DURATION" --warmup "$WARMUP" --threads "$THREADS" --script "$BENCH/check.lua" --nginx-pid "$NGINX_PID" "${pin_args[@]}"
+if ((${#prober_targets[@]})); then
+  # The servers of BENCH_PROBER_SERVERS, in servers.tsv's order.
+  awk -F'\t' -v want=" ${PROBER_SERVERS[*]} " 'index(want, " " $1 " ")' "$SERVERS_TSV" >"$WORK/prober-servers.tsv"
+  [[ -s $WORK/prober-servers.tsv ]] || die "BENCH_PROBER_SERVERS names none of BENCH_SERVERS"
+  say "probe load, the other probers (${PROBERS[*]}): $(cut -f1 "$WORK/prober-servers.tsv" | paste -sd' ')"
+  python3 "$BENCH/bench.py" load --servers "$WORK/prober-servers.tsv" --config "$CONFIG" --workdir "$WORK" --out "$RESULTS" \
+    "${prober_targets[@]}" "${target_pids[@]}" --conc "${CONC[@]}" --runs "$LOAD_RUNS" --duration "$DURATION" \
+    --warmup "$WARMUP" --threads "$THREADS" --script "$BENCH/check.lua" --nginx-pid "$NGINX_PID" "${pin_args[@]}"
+fi
 kill "$NGINX_PID" && wait "$NGINX_PID" 2>/dev/null || true
 NGINX_PID=
 
@@ -325,7 +425,9 @@ FAST_ENV="CARGO_PROFILE_FAST_INHERITS=release CARGO_PROFILE_FAST_LTO=off CARGO_P
 # shellcheck disable=SC2016
 PREPARE='sed -i "/bench-rebuild\$/d" src/lib.rs && echo "#[doc(hidden)] pub fn bench_rebuild() -> u64 { $(date +%s%N) } // bench-rebuild" >> src/lib.rs'
 rebuild=()
-for profile in release fast; do
+profiles=(release fast)
+((REBUILD_RUNS > 0)) || profiles=()
+for profile in "${profiles[@]}"; do
   if [[ $profile == release ]]; then cmd="cargo build --release --locked --target $AMD64"
   else cmd="env $FAST_ENV cargo build --profile fast --locked --target $AMD64"; fi
   say "warm rebuild, $profile: $REBUILD_RUNS timed runs after one warm-up"
