@@ -7,6 +7,10 @@ Run with the venv's python (PyYAML, pydantic models of prometheus-operator's CRD
                                                  PASS/FAIL line each (ROLE: base, dev,
                                                  deploy, fixture; DIR: its kustomization)
   manifests.py contract RENDERED                 the Deployment's runtime contract as JSON
+  manifests.py rules-labels RENDERED TESTS       the alerts' unit tests use the labels the
+                                                 render's Probe and ServiceMonitor give
+  manifests.py runbooks RULES README CARGO_TOML  every alert's annotations, and its runbook
+                                                 under the README heading its URL names
   manifests.py http URL [TIMEOUT [HEADER...]]    status code on line 1, then the body
   manifests.py connection-age HOST PORT AGE AUTH SLOW_PATH
                                                  --max-connection-age over one HTTP/1
@@ -201,6 +205,8 @@ SETTINGS_KEYS = {
     "hpa-probes-in-flight",
 }
 FILE_KEYS = re.compile(r"_file$")
+# lookout's alerts, for Prometheus without the operator; the PrometheusRule embeds them.
+ALERTS = "alerts/lookout.rules.yml"
 
 
 class Render:
@@ -371,16 +377,24 @@ def relabel(labels, rules):
     return labels
 
 
-def probe_scrape_address(probe, target):
-    """__address__ for one static target, as prometheus-operator's generated config sets it
-    (pkg/prometheus/promcfg.go, generateProbeConfig) followed by the Probe's relabelings."""
+def probe_target(probe, target):
+    """The labels of one static target, as prometheus-operator's generated config sets them
+    (pkg/prometheus/promcfg.go, generateProbeConfig: job, the static labels and the Probe's
+    namespace, the target as instance) followed by the Probe's relabelings."""
     static = probe["spec"]["targets"]["staticConfig"]
+    meta = probe["metadata"]
     labels = {"__address__": target, **(static.get("labels") or {})}
-    labels.setdefault("namespace", probe["metadata"].get("namespace", ""))
+    labels["job"] = probe["spec"].get("jobName") or f"probe/{meta.get('namespace', '')}/{meta['name']}"
+    labels.setdefault("namespace", meta.get("namespace", ""))
     labels["__param_target"] = labels["__address__"]
     labels["instance"] = labels["__param_target"]
     labels["__address__"] = probe["spec"]["prober"]["url"]
-    return relabel(labels, static.get("relabelingConfigs") or [])["__address__"]
+    return relabel(labels, static.get("relabelingConfigs") or [])
+
+
+def probe_scrape_address(probe, target):
+    """__address__ for one static target: where Prometheus scrapes its probe."""
+    return probe_target(probe, target)["__address__"]
 
 
 # --- check: issue 13's assertions on one render ------------------------------------------
@@ -500,10 +514,13 @@ def check(rendered, role, kdir):
 
     # Item 3: kube-prometheus-stack's release label.
     monitors = r.kind("ServiceMonitor") + r.kind("Probe")
-    if settings and monitors:
+    rules = r.kind("PrometheusRule")
+    if settings and monitors + rules:
         want = want_settings("prometheus-release")
-        bad = [m["metadata"]["name"] for m in monitors if (m["metadata"].get("labels") or {}).get("release") != want]
-        ok(not bad, f"ServiceMonitor and Probe carry release={want} (settings prometheus-release)", f"without: {bad}")
+        bad = [m["metadata"]["name"] for m in monitors + rules
+               if (m["metadata"].get("labels") or {}).get("release") != want]
+        ok(not bad, f"ServiceMonitor, Probe and PrometheusRule carry release={want} (settings prometheus-release)",
+           f"without: {bad}")
 
     # Item 4: the HPA owns the replica count.
     hpas = [h for h in r.kind("HorizontalPodAutoscaler")
@@ -540,6 +557,19 @@ def check(rendered, role, kdir):
     else:
         ok(found == 1, "exactly one discovery of lookout's /metrics (ServiceMonitor or prometheus.io annotations)",
            f"ServiceMonitors: {len(monitors_lookout)}, annotations: {by_annotation}")
+
+    # Issue 16: the alerts come with the ServiceMonitor, and are exactly the plain rules
+    # file (alerts/lookout.rules.yml, the one source) once kustomize has rendered them.
+    with open(os.path.join(repo, ALERTS)) as f:
+        plain = yaml.safe_load(f)["groups"]
+    if monitors_lookout:
+        same = [p for p in rules if p["metadata"]["name"] == "lookout" and p["spec"].get("groups") == plain]
+        ok(len(rules) == 1 and same,
+           f"one PrometheusRule, lookout, with the groups of {ALERTS} unchanged (alerts/embed.sh)",
+           f"{len(rules)} PrometheusRules, {len(same)} equal to {ALERTS}")
+    else:
+        ok(not rules, "no PrometheusRule without the ServiceMonitor (Prometheus without the operator loads "
+                      f"{ALERTS} itself)", f"{[p['metadata']['name'] for p in rules]}")
 
     # Item 8: Probes reach lookout's Service in its namespace, whatever that is.
     modules = r.modules()
@@ -682,6 +712,106 @@ def check(rendered, role, kdir):
     for good, desc, detail in results:
         print(f"{'PASS' if good else 'FAIL'}  {desc}" + ("" if good or not detail else f" -- {detail}"))
         failed += not good
+    return 1 if failed else 0
+
+
+# --- the alerts (issue 16) ------------------------------------------------------------------
+
+SERIES = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}", re.S)
+SERIES_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def series(text):
+    """(metric name, labels) of a promtool input series, `name{k="v", ...}`."""
+    m = SERIES.fullmatch(text.strip())
+    if not m:
+        raise SystemExit(f"cannot read series {text!r}")
+    body, pos, labels = m.group(2).strip(), 0, {}
+    while pos < len(body):
+        lm = SERIES_LABEL.match(body, pos)
+        if not lm or lm.end() == pos:
+            raise SystemExit(f"cannot read the labels of {text!r} at {body[pos:]!r}")
+        labels[lm.group(1)] = lm.group(2)
+        pos = lm.end()
+    return m.group(1), labels
+
+
+def rules_labels(rendered, tests):
+    """The alerts' unit tests run on the labels the rendered manifests give the series: each
+    Probe's first target on probe_success, the ServiceMonitor's on lookout_build_info."""
+    r = Render(rendered)
+    with open(tests) as f:
+        inputs = [series(s["series"]) for t in yaml.safe_load(f)["tests"] for s in t.get("input_series") or []]
+    results = []
+    for probe in r.kind("Probe"):
+        target = probe["spec"]["targets"]["staticConfig"]["static"][0]
+        want = {k: v for k, v in probe_target(probe, target).items() if not k.startswith("__")}
+        results.append((("probe_success", want) in inputs,
+                        f"Probe {probe['metadata']['name']}: probe_success{want} is an input series"))
+    svc = r.service() or {"metadata": {}}
+    for sm in r.kind("ServiceMonitor"):
+        job_label = sm["spec"].get("jobLabel")
+        svc_name = svc["metadata"].get("name")
+        for ep in sm["spec"]["endpoints"]:
+            # The endpoints role's target labels (generateServiceMonitorConfig); pod and
+            # instance (the pod's address) vary.
+            want = {"job": (svc["metadata"].get("labels") or {}).get(job_label) if job_label else svc_name,
+                    "namespace": r.namespace, "service": svc_name, "endpoint": ep.get("port"),
+                    "container": r.container["name"]}
+            names = set(want) | {"pod", "instance"}
+            found = [ls for n, ls in inputs if n == "lookout_build_info"
+                     and set(ls) - {"version", "revision"} == names and want.items() <= ls.items()]
+            results.append((found, f"ServiceMonitor {sm['metadata']['name']}: lookout_build_info with "
+                                   f"{sorted(names)}, {want} is an input series"))
+    results.append((len(results) >= 2, "the render has a Probe and a ServiceMonitor to compare with"))
+    failed = 0
+    for good, desc in results:
+        print(f"{'PASS' if good else 'FAIL'}  {desc}")
+        failed += not good
+    return 1 if failed else 0
+
+
+def anchor(heading):
+    """GitHub's anchor for a Markdown heading's text."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def runbooks(rules, readme, cargo):
+    """Every alert has a severity, a `for`, a summary, a description, a runbook sentence and
+    a runbook_url: the repository's README at a heading, under which the sentence is."""
+    with open(cargo) as f:
+        repo = re.search(r'^repository\s*=\s*"([^"]+)"', f.read(), re.M).group(1)
+    sections, current, fenced = {}, None, False
+    with open(readme) as f:
+        for line in f:
+            fenced ^= line.startswith("```")
+            m = None if fenced else re.match(r"#+ (.*)", line)
+            if m:
+                current = anchor(m.group(1))
+                sections[current] = ""
+            elif current:
+                sections[current] += line
+    with open(rules) as f:
+        groups = yaml.safe_load(f)["groups"]
+    failed = 0
+    for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+        name, ann = rule["alert"], rule.get("annotations") or {}
+        problems = []
+        if (rule.get("labels") or {}).get("severity") not in ("warning", "critical"):
+            problems.append(f"severity {(rule.get('labels') or {}).get('severity')!r}")
+        if not rule.get("for"):
+            problems.append("no `for`")
+        problems += [f"no {k}" for k in ("summary", "description", "runbook", "runbook_url") if not ann.get(k)]
+        url = ann.get("runbook_url", "")
+        base, _, frag = url.partition("#")
+        if base != repo or frag not in sections:
+            problems.append(f"runbook_url {url} is not {repo}#<a README heading>")
+        elif " ".join(ann.get("runbook", "").split()) not in " ".join(sections[frag].split()):
+            problems.append(f"README #{frag} does not hold its runbook sentence")
+        print(f"{'FAIL' if problems else 'PASS'}  {name} ({rule.get('labels', {}).get('severity')}): "
+              + ("; ".join(problems) if problems else f"runbook at README #{frag}"))
+        failed += bool(problems)
     return 1 if failed else 0
 
 
@@ -1026,6 +1156,8 @@ def main(argv):
         "crds": crds,
         "check": check,
         "contract": contract,
+        "rules-labels": rules_labels,
+        "runbooks": runbooks,
         "http": http,
         "connection-age": connection_age,
         "lo-up": lo_up,

@@ -9,14 +9,20 @@
 #   5. issue 13's assertions on every render (manifests.py check), and mutants: copies of
 #      the tree with one regression each, which those assertions must catch
 #   6. checkov --framework kubernetes on each deployable render: 0 failed checks
-#   7. yamllint --strict over k8s/ and tests/k8s/
+#   7. yamllint --strict over k8s/, tests/k8s/ and alerts/
+#   8. the alerts (issue 16): alerts/lookout.rules.yml is the PrometheusRule's spec
+#      (alerts/embed.sh), promtool check rules and test rules, the tests' series carry the
+#      labels the rendered Probe and ServiceMonitor give, every runbook is in the README,
+#      and mutants of the rules, which the unit tests must fail
 # Usage (from anywhere): bash tests/k8s/validate.sh
-# Installs its pinned tools into ${XDG_CACHE_HOME:-$HOME/.cache}/lookout-ci/venv (PyPI).
+# Installs its pinned tools into ${XDG_CACHE_HOME:-$HOME/.cache}/lookout-ci/venv (PyPI);
+# promtool is Debian's prometheus package (.ci/install).
 set -euo pipefail
 
 # shellcheck source=tests/k8s/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_tools
+command -v promtool >/dev/null || die "promtool is required (Debian: apt-get install prometheus)"
 
 K8S_VERSIONS=(1.30.0 1.37.0)
 cd "$REPO_ROOT"
@@ -199,6 +205,11 @@ record "mutant caught: a credential file nothing mounts" mutant unmounted tests/
   'every file a module names'
 record "mutant caught: the dev tag off the flake's scheme" mutant dev-tag k8s/overlays/dev dev \
   k8s/overlays/dev/kustomization.yaml 's|newTag: .*|newTag: dev|' 'dev image'
+R=k8s/components/prometheus-operator
+record "mutant caught: the PrometheusRule edited by hand, not through alerts/embed.sh" mutant rule-edit $P deploy \
+  $R/prometheusrule.yaml 's|for: 5m|for: 1m|' 'one PrometheusRule, lookout, with the groups'
+record "mutant caught: the alerts left out of the prometheus-operator component" mutant rule-gone $P deploy \
+  $R/kustomization.yaml '/- prometheusrule.yaml/d' 'one PrometheusRule'
 
 # --- 6. checkov --------------------------------------------------------------------------------
 for entry in "${RENDER[@]}"; do
@@ -216,7 +227,113 @@ for entry in "${RENDER[@]}"; do
 done
 
 # --- 7. yamllint -----------------------------------------------------------------------------
-record "yamllint --strict k8s tests/k8s" "$VENV/bin/yamllint" --strict -c k8s/.yamllint k8s tests/k8s
+record "yamllint --strict k8s tests/k8s alerts" "$VENV/bin/yamllint" --strict -c k8s/.yamllint k8s tests/k8s alerts
+
+# --- 8. alerts ---------------------------------------------------------------------------------
+A=alerts
+record "alerts: $R/prometheusrule.yaml is $A/lookout.rules.yml (embed.sh --check)" bash $A/embed.sh --check
+record "promtool check rules $A/lookout.rules.yml" promtool check rules $A/lookout.rules.yml
+record "promtool test rules $A/lookout.rules.test.yml: every alert fires and resolves" \
+  promtool test rules $A/lookout.rules.test.yml
+s=$(slug tests/k8s/fixtures/all-components)
+record "alerts: the unit tests' series carry the labels the rendered Probe and ServiceMonitor give" \
+  "$PY" "$M" rules-labels "$OUT/$s.yaml" $A/lookout.rules.test.yml
+record "alerts: severity, for, summary, description, runbook; runbook_url a README heading holding the runbook" \
+  "$PY" "$M" runbooks $A/lookout.rules.yml README.md Cargo.toml
+
+# Mutants of the rules: a copy of alerts/ with one regression, still valid rules; the unit
+# tests must fail, and name the alert it breaks.
+# rule_mutant SED_EXPRESSION ALERT
+rule_mutant() {
+  local expr=$1 alert=$2 dir=$OUT/rules-mutant
+  rm -rf "$dir"
+  cp -r "$A" "$dir"
+  sed -i -e "$expr" "$dir/lookout.rules.yml"
+  if cmp -s "$dir/lookout.rules.yml" "$A/lookout.rules.yml"; then
+    echo "the mutation changed nothing in $A/lookout.rules.yml"
+    return 1
+  fi
+  promtool check rules "$dir/lookout.rules.yml" || return 1
+  if promtool test rules "$dir/lookout.rules.test.yml" >"$OUT/rules-mutant.out" 2>&1; then
+    echo "promtool test rules passed the mutant"
+    return 1
+  fi
+  grep -E "alertname: $alert," "$OUT/rules-mutant.out" || {
+    echo "no failure of $alert:"
+    cat "$OUT/rules-mutant.out"
+    return 1
+  }
+}
+W='max without (pod, container, endpoint)'
+record "rule mutant caught: a wrong metric name" rule_mutant \
+  "s|$W (probe_success) == 0|$W (probe_succes) == 0|" LookoutProbeFailing
+record "rule mutant caught: LookoutProbeFailing without its for" rule_mutant \
+  '/alert: LookoutProbeFailing/,/for:/{/for:/d}' LookoutProbeFailing
+record "rule mutant caught: every replica's failure an alert (no fold of pod)" rule_mutant \
+  "s|$W (probe_success) == 0|probe_success == 0|" LookoutProbeFailing
+record "rule mutant caught: a slow probe that fails counts as slow" rule_mutant \
+  "/and $W (probe_success) == 1/d" LookoutProbeSlow
+record "rule mutant caught: the slowest replica instead of the fastest" rule_mutant \
+  's|min without (pod, container, endpoint) (probe_duration_seconds)|max without (pod, container, endpoint) (probe_duration_seconds)|' \
+  LookoutProbeSlow
+record "rule mutant caught: the certificate's expiry without the hour's window" rule_mutant \
+  's|(min_over_time(probe_ssl_earliest_cert_expiry\[1h\]))|(probe_ssl_earliest_cert_expiry)|' LookoutCertificateExpiring
+record "rule mutant caught: 7 days for 14" rule_mutant 's|< 14 \* 86400|< 7 * 86400|' LookoutCertificateExpiring
+record "rule mutant caught: LookoutProbeFailing a warning" rule_mutant \
+  '/alert: LookoutProbeFailing/,/severity:/{s/severity: critical/severity: warning/}' LookoutProbeFailing
+record "rule mutant caught: the certificate's critical threshold at 14 days" rule_mutant \
+  '0,/< 3 \* 86400/{s/< 3 \* 86400/< 14 * 86400/}' LookoutCertificateExpiring
+record "rule mutant caught: the reload alert without the lookout_build_info join" rule_mutant \
+  's| and on (job, instance) lookout_build_info||' LookoutConfigReloadFailing
+record "rule mutant caught: the join on job alone" rule_mutant \
+  's|on (job, instance) lookout_build_info|on (job) lookout_build_info|' LookoutConfigReloadFailing
+record "rule mutant caught: the reload alert firing through warm-up (for: 0m)" rule_mutant \
+  '/alert: LookoutConfigReloadFailing/,/for:/{s/for: 5m/for: 0m/}' LookoutConfigReloadFailing
+record "rule mutant caught: rejections counted from 20" rule_mutant \
+  's|increase(lookout_probes_rejected_total\[5m\]) > 0|increase(lookout_probes_rejected_total[5m]) > 20|' \
+  LookoutProbesRejected
+record "rule mutant caught: one burst of rejections an alert (for: 0m)" rule_mutant \
+  '/alert: LookoutProbesRejected/,/for:/{s/for: 10m/for: 0m/}' LookoutProbesRejected
+record "rule mutant caught: a runbook_url to another anchor" rule_mutant \
+  's|lookout#lookoutprobeslow|lookout#probeslow|' LookoutProbeSlow
+
+# The checks beside the unit tests, attacked the same way.
+# runbook_mutant SED_EXPRESSION FAIL_PATTERN: a copy of README.md with one regression.
+runbook_mutant() {
+  sed -e "$1" README.md >"$OUT/README.md"
+  if cmp -s "$OUT/README.md" README.md; then
+    echo "the mutation changed nothing in README.md"
+    return 1
+  fi
+  ! "$PY" "$M" runbooks $A/lookout.rules.yml "$OUT/README.md" Cargo.toml >"$OUT/runbooks.out" || {
+    echo "runbooks passed the mutant"
+    return 1
+  }
+  grep -E "^FAIL .*$2" "$OUT/runbooks.out"
+}
+record "runbook mutant caught: a runbook heading renamed" runbook_mutant \
+  's/^#### LookoutProbeSlow$/#### Slow probes/' 'LookoutProbeSlow .*README heading'
+record "runbook mutant caught: the README's runbook sentence not the annotation's" runbook_mutant \
+  's/^and changed modules are not in force/and changed modules are in force/' 'LookoutConfigReloadFailing .*runbook sentence'
+# labels_mutant FILE SED_EXPRESSION FAIL_PATTERN: the all-components fixture rendered from
+# a tree with one change to the labels its series get; the unit tests' series no longer match.
+labels_mutant() {
+  local tree=$OUT/mutant
+  rm -rf "$tree"
+  pinned_tree "$tree"
+  sed -i -e "$2" "$tree/$1"
+  render "$tree/tests/k8s/fixtures/all-components" >"$OUT/mutant.yaml" || return 1
+  ! "$PY" "$M" rules-labels "$OUT/mutant.yaml" $A/lookout.rules.test.yml >"$OUT/labels.out" || {
+    echo "rules-labels passed the mutant"
+    return 1
+  }
+  grep -E "^FAIL .*$3" "$OUT/labels.out"
+}
+record "labels mutant caught: the Probe's jobName changed" labels_mutant k8s/components/probe/probe.yaml \
+  's|jobName: lookout-http|jobName: blackbox|' "Probe lookout-http: .*'job': 'blackbox'"
+record "labels mutant caught: the ServiceMonitor's job from a Service label" labels_mutant \
+  k8s/components/prometheus-operator/servicemonitor.yaml 's|^spec:$|spec:\n  jobLabel: app.kubernetes.io/component|' \
+  "ServiceMonitor lookout: .*'job': 'prober'"
 
 echo
 echo "issue 13 assertions, per render"
