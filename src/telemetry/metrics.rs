@@ -61,6 +61,11 @@ pub(crate) struct RejectLabels {
     pub reason: &'static str,
 }
 
+impl RejectLabels {
+    /// Every reason a probe is refused for.
+    pub(crate) const REASONS: [&'static str; 3] = ["concurrency", "memory", "matches"];
+}
+
 /// Labels naming a module.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ModuleLabels {
@@ -189,6 +194,11 @@ impl Metrics {
             "Probes refused with 503, by reason: the concurrency limit, the memory budget, or busy body-match slots",
             probes_rejected.clone(),
         );
+        // Every reason exists from the start at 0, so `increase()` in the
+        // LookoutProbesRejected alert sees the first burst of refusals too.
+        for reason in RejectLabels::REASONS {
+            probes_rejected.get_or_create(&RejectLabels { reason });
+        }
 
         let probe_memory_reserved = Gauge::default();
         registry.register(

@@ -106,3 +106,17 @@ fn the_index_page_names_the_endpoints() {
         assert!(index.body.contains(endpoint), "{endpoint} missing");
     }
 }
+
+#[test]
+fn every_refusal_reason_is_exported_at_zero_before_the_first_refusal() {
+    // The shipped LookoutProbesRejected alert uses increase(), which cannot
+    // see a series' first sample: the first burst would go unseen.
+    let app = spawn_app(&[], &[]);
+    for reason in ["concurrency", "memory", "matches"] {
+        assert_eq!(
+            app.metric(&format!("lookout_probes_rejected_total{{reason=\"{reason}\"}}")),
+            Some(0.0),
+            "{reason}"
+        );
+    }
+}
