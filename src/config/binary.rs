@@ -34,10 +34,7 @@ const TAG: &str = "lookbin";
 /// padded with spaces to the same length).
 const SPELLINGS: [(&str, &str); 2] = [
     ("!!binary", "!lookbin"),
-    (
-        "!<tag:yaml.org,2002:binary>",
-        "!lookbin                   ",
-    ),
+    ("!<tag:yaml.org,2002:binary>", "!lookbin                   "),
 ];
 
 /// Go's `base64.StdEncoding`: padding required, trailing bits ignored
@@ -107,7 +104,9 @@ impl<'de> Visitor<'de> for PayloadVisitor {
                 let text = de::VariantAccess::newtype_variant_seed(value, TextSeed)?;
                 let base64: Vec<u8> = text.bytes().filter(|b| !b"\r\n".contains(b)).collect();
                 let bytes = GO_BASE64.decode(&base64).map_err(|e| {
-                    de::Error::custom(format_args!("!!binary value contains invalid base64 data ({e})"))
+                    de::Error::custom(format_args!(
+                        "!!binary value contains invalid base64 data ({e})"
+                    ))
                 })?;
                 DECODED.with(|decoded| decoded.set(decoded.get() + 1));
                 Ok(Payload(bytes))
@@ -196,7 +195,10 @@ pub(super) struct Rewritten {
 /// `text` with its `!!binary` tags rewritten, or `None` when it has none.
 /// `text` must have passed `yaml::read`'s first pass (no alias bomb).
 pub(super) fn rewrite(text: &str) -> Result<Option<Rewritten>, String> {
-    if !SPELLINGS.iter().any(|(spelling, _)| text.contains(spelling)) {
+    if !SPELLINGS
+        .iter()
+        .any(|(spelling, _)| text.contains(spelling))
+    {
         return Ok(None);
     }
     let before = survey(text)?;
@@ -333,7 +335,10 @@ impl<'de> Visitor<'de> for &mut Pass<'de> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<(), E> {
-        if SPELLINGS.iter().any(|(spelling, _)| value.contains(spelling)) {
+        if SPELLINGS
+            .iter()
+            .any(|(spelling, _)| value.contains(spelling))
+        {
             let start = (value.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize);
             if let Some(start) = start.filter(|s| s + value.len() <= self.text.len()) {
                 self.found.lent.push(start..start + value.len());

@@ -293,6 +293,10 @@ const UNSUPPORTED_KEYS: &[&str] = &[
 /// blackbox_exporter keys and probers lookout lacks as such, and cuts long
 /// "expected one of" lists (the README lists every key).
 fn explain(message: &str) -> Option<String> {
+    // A map or list where a string read with its YAML tag belongs (`send`).
+    if let Some(found) = message.strip_suffix(", expected a YAML tag starting with '!'") {
+        return Some(format!("{found}, expected a string"));
+    }
     if let Some(start) = message.find("unknown field `") {
         let path = &message[..start];
         let key = message[start + 15..].split('`').next().unwrap_or_default();

@@ -157,13 +157,15 @@ mod tests {
         assert_eq!(steps[2].expect_bytes.0, b"S");
         assert!(steps[3].expect.is_none() && steps[3].labels.is_none());
         // An empty regexp matches every line, as Go's does; null is no regexp.
-        let steps = tcp("        - expect: ''\n        - expect: ~\n          send: 1.10\n").unwrap();
+        let steps =
+            tcp("        - expect: ''\n        - expect: ~\n          send: 1.10\n").unwrap();
         assert!(steps[0].expect.is_some() && steps[1].expect.is_none());
         assert_eq!(steps[1].send.0, b"1.10", "a scalar's text, as written");
         let steps = tcp("        - send: ~\n        - send: ''\n        - send:\n").unwrap();
         assert!(steps.iter().all(|s| s.send.is_empty()));
         // `labels: []` is a list (probe_expect_info without labels), `labels:` none.
-        let steps = tcp("        - {expect: a, labels: []}\n        - {expect: b, labels: }\n").unwrap();
+        let steps =
+            tcp("        - {expect: a, labels: []}\n        - {expect: b, labels: }\n").unwrap();
         assert_eq!(steps[0].labels.as_ref().map(Vec::len), Some(0));
         assert!(steps[1].labels.is_none());
     }
@@ -183,7 +185,8 @@ mod tests {
             "!!binary |\n            aG\n            k=",
             "&a !!binary aGk=",
         ] {
-            let steps = tcp(&format!("        - send: {spelling}\n")).unwrap_or_else(|e| panic!("{spelling}: {e}"));
+            let steps = tcp(&format!("        - send: {spelling}\n"))
+                .unwrap_or_else(|e| panic!("{spelling}: {e}"));
             assert_eq!(steps[0].send.0, b"hi", "{spelling}");
         }
         // Through an alias, as yaml.v3 decodes it.
@@ -202,17 +205,41 @@ mod tests {
             ("        - send: !!binary a\n", "invalid base64"),
             ("        - send: !!binary aGk\n", "invalid base64"),
             ("        - send: !!binary aG k=\n", "invalid base64"),
-            ("        - expect: !!binary aGk=\n", "only query_response's `send` and `expect_bytes`"),
-            ("        - labels: [{name: a, value: !!binary aGk=}]\n", "at line 6"),
-            ("        - send: \"a\\tb !!binary x\"\n", "write that string differently"),
-            ("        - send: |\n            a !!binary b\n", "write that string differently"),
+            (
+                "        - expect: !!binary aGk=\n",
+                "only query_response's `send` and `expect_bytes`",
+            ),
+            (
+                "        - labels: [{name: a, value: !!binary aGk=}]\n",
+                "at line 6",
+            ),
+            (
+                "        - send: \"a\\tb !!binary x\"\n",
+                "write that string differently",
+            ),
+            (
+                "        - send: |\n            a !!binary b\n",
+                "write that string differently",
+            ),
             ("        - send: !lookbin aGk=\n", "`!lookbin`"),
         ] {
             let err = tcp(steps).unwrap_err();
             assert!(err.contains(expected), "{steps:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
-        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      body: !!binary aGk=\n").unwrap_err();
+        for value in ["{a: b}", "[a]", "!foo {a: b}"] {
+            let err = tcp(&format!("        - send: {value}\n")).unwrap_err();
+            assert!(
+                err.contains("query_response[0].send: invalid type:"),
+                "{err}"
+            );
+            assert!(
+                err.ends_with(", expected a string at line 6 column 17"),
+                "{err}"
+            );
+        }
+        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      body: !!binary aGk=\n")
+            .unwrap_err();
         assert!(err.contains("`!!binary` at line 5"), "{err}");
         let err = parse("base: &b {prober: tcp}\nmodules:\n  m:\n    <<: *b\n    tcp: {query_response: [{send: !!binary aGk=}]}\n").unwrap_err();
         assert!(err.contains("merge keys"), "{err}");
@@ -242,7 +269,12 @@ mod tests {
         let err = parse("modules:\n  m:\n    prober: tcp\n    tcp:\n      tls: true\n      query_response: [{starttls: true}]\n").unwrap_err();
         assert!(err.contains("modules.m.tcp.query_response[0]: starttls on a connection that `tls: true` already secured"), "{err}");
         let err = parse("modules:\n  m:\n    prober: unix\n    unix:\n      query_response: [{expect: a, expect_bytes: b}]\n").unwrap_err();
-        assert!(err.contains("modules.m.unix.query_response: expect and expect_bytes are mutually exclusive"), "{err}");
+        assert!(
+            err.contains(
+                "modules.m.unix.query_response: expect and expect_bytes are mutually exclusive"
+            ),
+            "{err}"
+        );
         assert!(err.contains("line 5"), "{err}");
         // Labels without expect are never used, and a `$` name in ASCII, or
         // a non-ASCII character after a name, is fine.

@@ -95,7 +95,8 @@ pub(super) async fn converse(
                 let values: Vec<String> = labels
                     .iter()
                     .map(|label| {
-                        let value = pattern.expand(label.value.as_bytes(), &found.line, &found.groups);
+                        let value =
+                            pattern.expand(label.value.as_bytes(), &found.line, &found.groups);
                         // Go's client refuses a value that is not UTF-8 (the
                         // scrape fails); lookout reports it with U+FFFD.
                         String::from_utf8_lossy(&value).into_owned()
@@ -330,6 +331,23 @@ mod tests {
     }
 
     #[test]
+    fn a_module_that_reads_lines_reserves_one_line_more() {
+        use crate::prober::{Modules, PROBE_MEMORY};
+        let config = crate::config::Config::parse(
+            "modules:\n  plain: {prober: tcp}\n  sends: {prober: tcp, tcp: {query_response: [{send: x}, {expect_bytes: y}]}}\n  reads: {prober: tcp, tcp: {query_response: [{send: x}, {expect: y}]}}\n  unix: {prober: unix, unix: {query_response: [{expect: y}]}}\n",
+            "t.yml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let modules = Modules::build(&config).unwrap();
+        let cost = |name| modules.module(name).unwrap().memory_cost;
+        assert_eq!(cost("plain"), PROBE_MEMORY);
+        assert_eq!(cost("sends"), PROBE_MEMORY);
+        assert_eq!(cost("reads"), PROBE_MEMORY + MAX_LINE as u64);
+        assert_eq!(cost("unix"), PROBE_MEMORY + MAX_LINE as u64);
+    }
+
+    #[test]
     fn lines_are_split_as_go_scan_lines_splits_them() {
         let re = pattern("^b+$");
         let (taken, found) = scan_lines(&re, b"a\r\nbb\r\ncc\n", false);
@@ -360,8 +378,15 @@ mod tests {
             String::from_utf8(re.expand(template.as_bytes(), &found.line, &found.groups)).unwrap()
         };
         assert_eq!(expand("v$1.$2 by ${soft}"), "v2.0 by OpenSSH_9.2p1");
-        assert_eq!(expand("$1x|${1}x|$soft!|$4|$9|$nope|$$1|$|${1|$-"), "|2x|OpenSSH_9.2p1!||||$1|$|${1|$-");
+        assert_eq!(
+            expand("$1x|${1}x|$soft!|$4|$9|$nope|$$1|$|${1|$-"),
+            "|2x|OpenSSH_9.2p1!||||$1|$|${1|$-"
+        );
         assert_eq!(expand("$0"), "SSH-2.0-OpenSSH_9.2p1");
-        assert_eq!(expand("$01|$00|$0"), "||SSH-2.0-OpenSSH_9.2p1", "a leading zero makes a name");
+        assert_eq!(
+            expand("$01|$00|$0"),
+            "||SSH-2.0-OpenSSH_9.2p1",
+            "a leading zero makes a name"
+        );
     }
 }

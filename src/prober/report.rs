@@ -296,7 +296,9 @@ mod tests {
             .render()
             .ends_with("# TYPE probe_expect_info gauge\nprobe_expect_info{banner=\"a\\\"b\",version=\"2.0\"} 1\n"));
         report.set_with_labels(EXPECT_INFO, &[], 1.0);
-        assert!(report.render().ends_with("# TYPE probe_expect_info gauge\nprobe_expect_info 1\n"));
+        assert!(report
+            .render()
+            .ends_with("# TYPE probe_expect_info gauge\nprobe_expect_info 1\n"));
     }
 
     #[test]
