@@ -270,7 +270,12 @@ fn survey(text: &str) -> Result<Survey, String> {
     };
     (&mut pass)
         .deserialize(serde_yaml_ng::Deserializer::from_str(text))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })?;
     Ok(pass.found)
 }
 
