@@ -20,11 +20,13 @@ use std::{
 
 use serde::Deserialize;
 
+mod binary;
 mod dns;
 mod grpc;
 mod http;
 mod icmp;
 mod pattern;
+mod query_response;
 mod tcp;
 mod tls;
 mod unix;
@@ -46,6 +48,7 @@ pub use self::{
 pub(crate) use self::{
     dns::{RrValidator, Transport, CLASSES, TYPES},
     http::{HeaderMatch, HttpVersion},
+    query_response::QueryResponse,
     tls::TlsVersion,
     values::IpProtocol,
 };
@@ -254,6 +257,10 @@ impl Module {
         ] {
             validate::tls_config(tls).map_err(|invalid| invalid.under(prober))?;
         }
+        query_response::check(&self.tcp.query_response, self.tcp.tls)
+            .map_err(|invalid| invalid.under("tcp"))?;
+        query_response::check(&self.unix.query_response, self.unix.tls)
+            .map_err(|invalid| invalid.under("unix"))?;
         Ok(())
     }
 }
@@ -261,7 +268,6 @@ impl Module {
 /// blackbox_exporter options lookout knows of but does not implement; naming
 /// them in the error beats a generic "unknown field".
 const UNSUPPORTED_KEYS: &[&str] = &[
-    "query_response",
     "compression",
     "skip_resolve_phase_with_proxy",
     "body_file",
@@ -287,6 +293,10 @@ const UNSUPPORTED_KEYS: &[&str] = &[
 /// blackbox_exporter keys and probers lookout lacks as such, and cuts long
 /// "expected one of" lists (the README lists every key).
 fn explain(message: &str) -> Option<String> {
+    // A map or list where a string read with its YAML tag belongs (`send`).
+    if let Some(found) = message.strip_suffix(", expected a YAML tag starting with '!'") {
+        return Some(format!("{found}, expected a string"));
+    }
     if let Some(start) = message.find("unknown field `") {
         let path = &message[..start];
         let key = message[start + 15..].split('`').next().unwrap_or_default();

@@ -16,9 +16,9 @@
 //! byte that is not UTF-8 is matched by no `.` or negated class (Go reads it
 //! as U+FFFD).
 
-use std::{fmt, str::FromStr};
+use std::{fmt, ops::Range, str::FromStr};
 
-use regex_automata::meta;
+use regex_automata::{meta, PatternID};
 use regex_syntax::ast::{
     self, Ast, ClassBracketed, ClassPerl, ClassPerlKind, ClassSet, ClassSetItem, ClassSetRange,
     ClassSetUnion, Flag, Flags, FlagsItem, FlagsItemKind, Group, GroupKind, Literal, LiteralKind,
@@ -51,6 +51,132 @@ impl Pattern {
     pub fn is_match(&self, haystack: &[u8]) -> bool {
         self.regex.is_match(haystack)
     }
+
+    /// Go's `FindSubmatchIndex`: the leftmost-first match's groups (0 is the
+    /// whole match) as byte ranges, `None` for a group that did not take part.
+    pub(crate) fn captures(&self, haystack: &[u8]) -> Option<Vec<Option<Range<usize>>>> {
+        let mut caps = self.regex.create_captures();
+        self.regex.captures(haystack, &mut caps);
+        caps.is_match().then(|| {
+            (0..caps.group_len())
+                .map(|group| caps.get_group(group).map(|span| span.range()))
+                .collect()
+        })
+    }
+
+    /// Go's `Regexp.Expand`: `template` with `$1`, `${1}`, `$name` and
+    /// `${name}` replaced by what those groups of `groups` (from
+    /// [`Pattern::captures`] on `haystack`) matched, `$$` by `$`. A name is
+    /// as long as possible (`$1x` is `${1x}`); a number or name no group has
+    /// matched gives nothing; a `$` without a well-formed name stays a `$`.
+    /// Names are read with ASCII letters, digits and `_`, which is Go's
+    /// reading of every template [`check_template`] accepts.
+    pub(crate) fn expand(
+        &self,
+        template: &[u8],
+        haystack: &[u8],
+        groups: &[Option<Range<usize>>],
+    ) -> Vec<u8> {
+        let names = self.regex.group_info().pattern_names(PatternID::ZERO);
+        let mut out = Vec::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(dollar) = rest.iter().position(|&b| b == b'$') {
+            out.extend_from_slice(&rest[..dollar]);
+            rest = &rest[dollar + 1..];
+            if let Some(after) = rest.strip_prefix(b"$") {
+                out.push(b'$');
+                rest = after;
+                continue;
+            }
+            let Some((name, after)) = template_name(rest) else {
+                out.push(b'$');
+                continue;
+            };
+            rest = after;
+            let group = match group_number(name) {
+                Some(number) => groups.get(number),
+                None => names
+                    .clone()
+                    .zip(groups)
+                    .find(|(n, range)| n.is_some_and(|n| n.as_bytes() == name) && range.is_some())
+                    .map(|(_, range)| range),
+            };
+            if let Some(Some(range)) = group {
+                out.extend_from_slice(&haystack[range.clone()]);
+            }
+        }
+        out.extend_from_slice(rest);
+        out
+    }
+}
+
+/// The name after a `$` (Go's `extract`): `name` or `{name}`, and what
+/// follows it; `None` when malformed (empty, or a brace left open).
+fn template_name(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (braced, text) = match text.strip_prefix(b"{") {
+        Some(inner) => (true, inner),
+        None => (false, text),
+    };
+    let end = text
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+        .unwrap_or(text.len());
+    if end == 0 {
+        return None;
+    }
+    let (name, rest) = text.split_at(end);
+    if braced {
+        return rest.strip_prefix(b"}").map(|rest| (name, rest));
+    }
+    Some((name, rest))
+}
+
+/// A group number as Go reads one: decimal digits without a leading zero
+/// (`0` itself is the whole match), given up at 10^8; anything else is a name.
+fn group_number(name: &[u8]) -> Option<usize> {
+    if name.len() > 1 && name[0] == b'0' {
+        return None;
+    }
+    name.iter().try_fold(0usize, |number, &b| {
+        (b.is_ascii_digit() && number < 100_000_000).then(|| number * 10 + usize::from(b - b'0'))
+    })
+}
+
+/// The character `bytes` starts with and its length; `None` at the end or
+/// at a byte that starts no UTF-8 character (Go's U+FFFD, no letter).
+fn first_char(bytes: &[u8]) -> Option<(char, usize)> {
+    let window = &bytes[..bytes.len().min(4)];
+    let c = window.utf8_chunks().next()?.valid().chars().next()?;
+    Some((c, c.len_utf8()))
+}
+
+/// Refuses a template whose `$` names Go would read differently from
+/// [`Pattern::expand`]: Go takes any Unicode letter or digit into a name,
+/// and its letter and digit tables are not linked in here. Such a name can
+/// never be a group's (group names are ASCII), but where it ends decides
+/// what follows it, so lookout refuses it rather than guess.
+pub(crate) fn check_template(template: &[u8]) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(dollar) = rest.iter().position(|&b| b == b'$') {
+        rest = &rest[dollar + 1..];
+        if let Some(after) = rest.strip_prefix(b"$") {
+            rest = after;
+            continue;
+        }
+        let mut name = rest.strip_prefix(b"{").unwrap_or(rest);
+        while let Some((c, len)) = first_char(name) {
+            if !(c.is_alphanumeric() || c == '_') {
+                break;
+            }
+            if !c.is_ascii() {
+                return Err(format!(
+                    "the `$` name before {c:?} holds a non-ASCII letter or digit, which Go's regexp reads into the name; name the group in ASCII, as `${{1}}` or `${{name}}`"
+                ));
+            }
+            name = &name[len..];
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Pattern {

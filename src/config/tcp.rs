@@ -1,10 +1,11 @@
-//! Settings of the tcp prober: a TCP connect, optionally with TLS.
+//! Settings of the tcp prober: a TCP connect, optionally with TLS, and the
+//! `query_response` conversation over it.
 
 use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{tls::TlsConfig, values::IpProtocol};
+use super::{query_response::QueryResponse, tls::TlsConfig, values::IpProtocol};
 
 /// Settings of the tcp prober.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,6 +17,8 @@ pub struct TcpProbe {
     pub(crate) ip_protocol_fallback: bool,
     /// Local address to connect from.
     pub(crate) source_ip_address: Option<IpAddr>,
+    /// The conversation once connected.
+    pub(crate) query_response: Vec<QueryResponse>,
     /// Start TLS right after connecting.
     pub(crate) tls: bool,
     /// TLS settings when `tls` is set.
@@ -28,6 +31,7 @@ impl Default for TcpProbe {
             preferred_ip_protocol: IpProtocol::Ip6,
             ip_protocol_fallback: true,
             source_ip_address: None,
+            query_response: Vec::new(),
             tls: false,
             tls_config: TlsConfig::default(),
         }

@@ -8,7 +8,9 @@
 //!   keys written in the mapping win, then the merged mappings in order,
 //!   each with its own merges applied first; a quoted `"<<"` is a plain key;
 //! - aliases may expand the document to at most one value per byte of its
-//!   text plus [`ALIAS_ALLOWANCE`], so an alias bomb fails fast.
+//!   text plus [`ALIAS_ALLOWANCE`], so an alias bomb fails fast;
+//! - a `!!binary` value is bytes (base64-decoded), where bytes are read: see
+//!   `binary.rs`.
 //!
 //! A file without merge keys is deserialized straight from its text, so every
 //! error has its line and column. A file with merge keys is read into a tree
@@ -25,6 +27,8 @@ use std::{
 };
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, Visitor};
+
+use super::binary;
 
 /// The schema's own wording for one of its errors (serde's message, one line,
 /// without the position), or `None` to keep serde's.
@@ -52,8 +56,34 @@ pub(super) fn read<T: DeserializeOwned>(text: &str, explain: Explain) -> Result<
     (&mut scan)
         .deserialize(serde_yaml_ng::Deserializer::from_str(text))
         .map_err(|e| explain_yaml_error(&e, None, explain))?;
+    // `!!binary` tags made visible, lines and columns unchanged.
+    let binary = binary::rewrite(text)?;
+    if let Some(binary) = &binary {
+        let text = &binary.text;
+        if scan.merges {
+            return Err("YAML tags (`!!binary`) cannot be combined with merge keys (`<<`)".into());
+        }
+        let (value, decoded) = binary::counting(|| serde_yaml_ng::from_str(text));
+        let value = value.map_err(|e| explain_yaml_error(&e, None, explain))?;
+        if decoded != binary.tags {
+            let lines: Vec<String> = binary
+                .at
+                .iter()
+                .map(|&at| line_of(text, at).to_string())
+                .collect();
+            return Err(format!(
+                "a `!!binary` value stands where lookout does not read one (only query_response's `send` and `expect_bytes` take bytes; `!!binary` at line {})",
+                lines.join(", ")
+            ));
+        }
+        return Ok(value);
+    }
     if !scan.merges {
-        return serde_yaml_ng::from_str(text).map_err(|e| explain_yaml_error(&e, None, explain));
+        let (value, decoded) = binary::counting(|| serde_yaml_ng::from_str(text));
+        if decoded > 0 {
+            return Err(binary::RESERVED.to_owned());
+        }
+        return value.map_err(|e| explain_yaml_error(&e, None, explain));
     }
     if scan.tagged {
         return Err("YAML tags (`!name`) cannot be combined with merge keys (`<<`)".into());

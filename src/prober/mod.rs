@@ -13,6 +13,7 @@ mod http;
 mod icmp;
 mod limits;
 pub mod policy;
+mod query_response;
 pub mod report;
 mod resolve;
 mod tcp;
@@ -101,7 +102,8 @@ pub struct PreparedModule {
 
 /// Memory one probe may hold besides a body kept for regexps: its
 /// connection's buffers, TLS state and the chain it parses, the report, and
-/// a response head at its largest ([`http::MAX_RESPONSE_HEAD`]).
+/// a response head at its largest ([`http::MAX_RESPONSE_HEAD`]) or a
+/// `query_response` line ([`query_response::MAX_LINE`]).
 pub const PROBE_MEMORY: u64 = 128 << 10;
 
 /// The most memory one probe of `module` can hold.
@@ -130,7 +132,18 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
-    PROBE_MEMORY + head + body + dns
+    // The line a `query_response` step reads, at its longest.
+    let steps = match module.prober {
+        ProberKind::Tcp => &module.tcp.query_response[..],
+        ProberKind::Unix => &module.unix.query_response[..],
+        _ => &[],
+    };
+    let lines = if steps.iter().any(|step| step.expect.is_some()) {
+        query_response::MAX_LINE as u64
+    } else {
+        0
+    };
+    PROBE_MEMORY + head + body + dns + lines
 }
 
 /// Every module of one configuration.

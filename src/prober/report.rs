@@ -70,11 +70,16 @@ gauges! {
     TLS_VERSION = "probe_tls_version_info", "Returns the TLS version used or NaN when unknown", ["version"];
     /// Negotiated cipher suite (http, 0.26 and later).
     TLS_CIPHER = "probe_tls_cipher_info", "Returns the TLS cipher negotiated during handshake", ["cipher"];
+    /// A `query_response` step's `labels` (tcp and unix); the label names
+    /// are the module's, given with the values ([`Report::set_with_labels`]).
+    EXPECT_INFO = "probe_expect_info", "Explicit content matched";
 }
 
 #[derive(Debug)]
 struct Family {
     gauge: Gauge,
+    /// Label names set at run time, instead of the gauge's.
+    names: Option<Vec<String>>,
     samples: BTreeMap<Vec<String>, f64>,
 }
 
@@ -91,6 +96,7 @@ impl Report {
         debug_assert_eq!(gauge.labels.len(), values.len(), "{}", gauge.name);
         let family = self.families.entry(gauge.name).or_insert_with(|| Family {
             gauge,
+            names: None,
             samples: BTreeMap::new(),
         });
         family
@@ -107,6 +113,23 @@ impl Report {
     /// Sets a labelled gauge's child.
     pub fn set_labeled(&mut self, gauge: Gauge, values: &[&str], value: f64) {
         *self.sample(gauge, values) = value;
+    }
+
+    /// Registers `gauge` with the label names of `pairs` (name, value), which
+    /// replace any it had, and sets that child; labels print sorted by name,
+    /// as Go's client sorts them.
+    pub fn set_with_labels(&mut self, gauge: Gauge, pairs: &[(&str, &str)], value: f64) {
+        let mut pairs = pairs.to_vec();
+        pairs.sort_unstable_by_key(|(name, _)| *name);
+        let values = pairs.iter().map(|(_, v)| (*v).to_owned()).collect();
+        self.families.insert(
+            gauge.name,
+            Family {
+                gauge,
+                names: Some(pairs.iter().map(|(n, _)| (*n).to_owned()).collect()),
+                samples: BTreeMap::from([(values, value)]),
+            },
+        );
     }
 
     /// Adds to a labelled gauge's child, creating it at 0 first.
@@ -150,11 +173,15 @@ impl Report {
             let gauge = family.gauge;
             let _ = writeln!(out, "# HELP {} {}", gauge.name, escape_help(gauge.help));
             let _ = writeln!(out, "# TYPE {} gauge", gauge.name);
+            let names: Vec<&str> = match &family.names {
+                Some(names) => names.iter().map(String::as_str).collect(),
+                None => gauge.labels.to_vec(),
+            };
             for (values, value) in &family.samples {
                 out.push_str(gauge.name);
                 if !values.is_empty() {
                     out.push('{');
-                    for (i, (label, value)) in gauge.labels.iter().zip(values).enumerate() {
+                    for (i, (label, value)) in names.iter().zip(values).enumerate() {
                         if i > 0 {
                             out.push(',');
                         }
@@ -259,6 +286,19 @@ mod tests {
         assert!(text.contains(
             "probe_http_duration_seconds{phase=\"connect\"} 0.5\nprobe_http_duration_seconds{phase=\"transfer\"} 0.5\n"
         ));
+    }
+
+    #[test]
+    fn run_time_label_names_print_sorted_by_name() {
+        let mut report = Report::default();
+        report.set_with_labels(EXPECT_INFO, &[("version", "2.0"), ("banner", "a\"b")], 1.0);
+        assert!(report
+            .render()
+            .ends_with("# TYPE probe_expect_info gauge\nprobe_expect_info{banner=\"a\\\"b\",version=\"2.0\"} 1\n"));
+        report.set_with_labels(EXPECT_INFO, &[], 1.0);
+        assert!(report
+            .render()
+            .ends_with("# TYPE probe_expect_info gauge\nprobe_expect_info 1\n"));
     }
 
     #[test]

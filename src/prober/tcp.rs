@@ -1,7 +1,7 @@
 //! The tcp prober: connect, and with `tls: true` complete a TLS handshake,
-//! reporting the certificate metrics. (`query_response` is not implemented:
-//! the modules file rejects it rather than ignore it.) As in
-//! blackbox_exporter 0.28, the check gauges are registered once connected.
+//! reporting the certificate metrics, then hold the `query_response`
+//! conversation (see `query_response`). As in blackbox_exporter 0.28, the
+//! check gauges are registered once connected.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,6 +9,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::{
     address::{port_number, split_target},
+    query_response::{self, Connection, Stream},
     report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
     tls_info::{self, TlsMetrics},
     PreparedModule, ProbeOptions,
@@ -47,13 +48,20 @@ async fn run(
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     report.set(FAILED_DUE_TO_REGEX, 0.0);
     report.set(FAILED_DUE_TO_BYTES, 0.0);
-    if config.tls {
-        let name = config.tls_config.server_name.as_deref().unwrap_or(host);
-        // The stream is not used further: the handshake was the probe.
-        let (_stream, state) = tls_info::connect(&module.tls, name, stream, &addr).await?;
+    let name = config.tls_config.server_name.as_deref().unwrap_or(host);
+    let stream: Box<dyn Stream> = if config.tls {
+        let (stream, state) = tls_info::connect(&module.tls, name, stream, &addr).await?;
         tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
-    }
-    Ok(())
+        Box::new(stream)
+    } else {
+        Box::new(stream)
+    };
+    let connection = Connection {
+        stream,
+        server_name: Some(name),
+        peer: &addr,
+    };
+    query_response::converse(connection, &config.query_response, module, options, report).await
 }
 
 async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {

@@ -1,5 +1,5 @@
 //! The unix prober (blackbox_exporter 0.28): the tcp prober's checks over a
-//! unix socket, optionally with TLS. A socket path reaches whatever listens on
+//! unix socket, optionally with TLS, and its `query_response` conversation. A socket path reaches whatever listens on
 //! it inside the container (an admin socket, a runtime's API), which no
 //! address rule can describe: only the paths `--allow-unix-socket` lists may
 //! be probed.
@@ -7,6 +7,7 @@
 use tokio::net::UnixStream;
 
 use super::{
+    query_response::{self, Connection, Stream},
     report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
     tls_info::{self, TlsMetrics},
     PreparedModule, ProbeOptions,
@@ -31,11 +32,21 @@ pub(super) async fn probe(
     // Registered once connected, as 0.28's query-response step does.
     report.set(FAILED_DUE_TO_REGEX, 0.0);
     report.set(FAILED_DUE_TO_BYTES, 0.0);
-    if config.tls {
+    let stream: Box<dyn Stream> = if config.tls {
         // Go's default server name for a unix target is the path itself.
         let name = config.tls_config.server_name.as_deref().unwrap_or(target);
-        let (_stream, state) = tls_info::connect(&module.tls, name, stream, &target).await?;
+        let (stream, state) = tls_info::connect(&module.tls, name, stream, &target).await?;
         tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
-    }
-    Ok(())
+        Box::new(stream)
+    } else {
+        Box::new(stream)
+    };
+    // A `starttls` step has no such default: Go's tls.Client gets the
+    // configured name only.
+    let connection = Connection {
+        stream,
+        server_name: config.tls_config.server_name.as_deref(),
+        peer: &target,
+    };
+    query_response::converse(connection, &config.query_response, module, options, report).await
 }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod modules_file;
 mod observability;
 mod probe;
+mod query_response;
 mod reload;
 mod support;
 mod targets;
