@@ -197,7 +197,7 @@ impl Metrics {
         // Every reason exists from the start at 0, so `increase()` in the
         // LookoutProbesRejected alert sees the first burst of refusals too.
         for reason in RejectLabels::REASONS {
-            probes_rejected.get_or_create(&RejectLabels { reason });
+            drop(probes_rejected.get_or_create(&RejectLabels { reason }));
         }
 
         let probe_memory_reserved = Gauge::default();

@@ -114,7 +114,9 @@ fn every_refusal_reason_is_exported_at_zero_before_the_first_refusal() {
     let app = spawn_app(&[], &[]);
     for reason in ["concurrency", "memory", "matches"] {
         assert_eq!(
-            app.metric(&format!("lookout_probes_rejected_total{{reason=\"{reason}\"}}")),
+            app.metric(&format!(
+                "lookout_probes_rejected_total{{reason=\"{reason}\"}}"
+            )),
             Some(0.0),
             "{reason}"
         );
