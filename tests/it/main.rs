@@ -13,6 +13,8 @@ mod differential;
 mod dns;
 mod grpc;
 mod hardening;
+mod http_peers;
+mod http_proxy;
 mod icmp;
 mod lifecycle;
 mod modules_file;

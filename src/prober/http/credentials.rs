@@ -2,8 +2,9 @@
 //! Authorization header (`basic_auth`, `authorization`, `bearer_token`,
 //! `oauth2`), `http_headers`, and the body from `body_file`. Files are read
 //! once per probe, before the first connection, as prometheus/common's
-//! round trippers read them before dialing; a file that cannot be read fails
-//! the probe.
+//! round trippers read them before dialing (`body_file` first, as
+//! blackbox_exporter opens it before it starts the request's timings); a
+//! file that cannot be read fails the probe.
 //!
 //! The order is Go's: a module's own `Authorization` header, else the
 //! target URL's user, else the module's credentials; an `oauth2` token
@@ -30,8 +31,6 @@ pub(super) struct Additions {
     oauth2: bool,
     /// `http_headers`: name, value, and whether it is a secret or a file's.
     headers: Vec<(HeaderName, HeaderValue, bool)>,
-    /// `body_file`'s contents.
-    pub(super) body: Option<Bytes>,
 }
 
 async fn read(path: &std::path::Path, what: &str) -> Result<String, String> {
@@ -123,13 +122,11 @@ pub(super) async fn prepare(
         let token = read(path, "authorization credentials").await?;
         additions.authorization = Some(sensitive(&format!("Bearer {token}"))?);
     }
-    if let Some(path) = &config.body_file {
-        additions.body = Some(read_body_file(path).await?);
-    }
     Ok(additions)
 }
 
-async fn read_body_file(path: &std::path::Path) -> Result<Bytes, String> {
+/// `body_file`'s contents, at most [`MAX_BODY_FILE`] bytes.
+pub(super) async fn read_body_file(path: &std::path::Path) -> Result<Bytes, String> {
     use tokio::io::AsyncReadExt as _;
     let file = tokio::fs::File::open(path)
         .await

@@ -124,7 +124,9 @@ async fn run(
     // unresolved and reports no resolution metrics.
     let skip_resolve = config.skip_resolve_phase_with_proxy && config.proxy().is_set();
     let ip = if skip_resolve {
-        None
+        // Nothing to resolve; an address written in the target is still the
+        // policy's to judge (round_trip checks it).
+        host.parse::<IpAddr>().ok()
     } else {
         match resolve::choose_protocol(
             &host,
@@ -166,8 +168,16 @@ async fn run(
                 .map(|h| address::hostname_of(h).to_owned())
         })
         .unwrap_or_else(|| host.clone());
+    // blackbox_exporter opens body_file before it registers the phases.
+    let body = match &config.body_file {
+        Some(path) => Some(credentials::read_body_file(path).await?),
+        None => config.body.clone().map(Bytes::from),
+    };
+    for phase in PHASES {
+        report.add_labeled(HTTP_DURATION, &[phase], 0.0);
+    }
     // Files, the oauth2 token: read and fetched before the first connection.
-    let mut additions =
+    let additions =
         credentials::prepare(config, &module.http, (options.policy, options.ticket)).await?;
     // The proxy is chosen by the URL as blackbox_exporter sends it: with the
     // resolved address in place of the name.
@@ -178,10 +188,7 @@ async fn run(
         ip,
         via,
         method: config.method.0.clone(),
-        body: additions
-            .body
-            .take()
-            .or_else(|| config.body.clone().map(Bytes::from)),
+        body,
         host_override,
         server_name,
         send_authorization: true,
@@ -238,7 +245,7 @@ async fn next_hop(
     let ip = if same_host {
         previous.ip
     } else if skip_resolve {
-        None
+        host.parse::<IpAddr>().ok()
     } else {
         let start = Instant::now();
         let ips = resolve::lookup(&host, options.ticket).await;
