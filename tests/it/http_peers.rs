@@ -255,7 +255,15 @@ fn forward(mut client: TcpStream, request: &Seen, to: SocketAddr) {
     if request.line.starts_with("CONNECT ") {
         let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
     } else {
-        let mut head = format!("{}\r\n", request.line);
+        // As a proxy does: the origin form to the origin server.
+        let line = match request.line.split_once(" http://") {
+            Some((method, rest)) => {
+                let path = rest.find('/').map_or("/ HTTP/1.1", |at| &rest[at..]);
+                format!("{method} {path}")
+            }
+            None => request.line.clone(),
+        };
+        let mut head = format!("{line}\r\n");
         for (name, value) in &request.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }

@@ -61,18 +61,20 @@ pub(super) async fn round_trip(
     if let Some(ip) = hop.ip {
         policy.check(hop.url.hostname(), ip)?;
     }
-    let addr = match (&hop.via, hop.ip) {
-        (Some(via), _) => via.addr(),
-        (None, Some(ip)) => SocketAddr::new(ip, port),
+    let start = Instant::now();
+    let (mut tcp, addr) = match (&hop.via, hop.ip) {
+        (Some(via), _) => via.dial(policy).await?,
+        (None, Some(ip)) => {
+            let addr = SocketAddr::new(ip, port);
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            // Probes are latency measurements: no Nagle delay on the request.
+            let _ = tcp.set_nodelay(true);
+            (tcp, addr)
+        }
         (None, None) => return Err(format!("no address for {}", hop.url.hostname())),
     };
-
-    let start = Instant::now();
-    let mut tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    // Probes are latency measurements: no Nagle delay on the request.
-    let _ = tcp.set_nodelay(true);
     if let (true, Some(via)) = (https, &hop.via) {
         // The tunnel to the address lookout checked, or to the name it left to the proxy.
         let host = hop

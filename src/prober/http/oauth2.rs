@@ -23,7 +23,6 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -32,11 +31,11 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
-use tokio::{net::TcpStream, sync::Mutex};
+use tokio::sync::Mutex;
 
 use super::{
     exchange::send,
-    proxy::{connect_authority, with_ip, Proxies, Via},
+    proxy::{connect_authority, dial, with_ip, Proxies, Via},
 };
 use crate::config::OAuth2;
 use crate::prober::{
@@ -285,28 +284,27 @@ impl TokenSource {
         let host = url.hostname();
         asker.policy.check_name(host)?;
         let ips = resolve::lookup(host, asker.ticket).await?;
-        let ip = *ips
-            .first()
-            .ok_or_else(|| format!("no address for {host}"))?;
-        asker.policy.check(host, ip)?;
         let port = url.port()?;
-        let via = match self.proxies.select(url, host)? {
-            Some(endpoint) => Some(Via::resolve(endpoint, asker.policy, asker.ticket).await?.0),
-            None => None,
+        let (via, (mut tcp, addr)) = match self.proxies.select(url, host)? {
+            Some(endpoint) => {
+                let via = Via::resolve(endpoint, asker.policy, asker.ticket).await?.0;
+                // The proxy is asked for an address checked here.
+                let ip = *ips
+                    .iter()
+                    .find(|&&ip| asker.policy.check(host, ip).is_ok())
+                    .ok_or_else(|| format!("no allowed address for {host}"))?;
+                let connection = via.dial(asker.policy).await?;
+                (Some((via, ip)), connection)
+            }
+            None => (None, dial(host, &ips, port, asker.policy).await?),
         };
-        let addr = via.as_ref().map_or(SocketAddr::new(ip, port), Via::addr);
-        let mut tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
 
         let authority = url.authority();
         let path = url.request_uri();
-        let absolute = !url.is_https() && via.is_some();
-        let uri = if absolute {
-            format!("http://{}{path}", with_ip(authority, ip))
-        } else {
-            path
+        let absolute = via.as_ref().filter(|_| !url.is_https());
+        let uri = match absolute {
+            Some((_, ip)) => format!("http://{}{path}", with_ip(authority, *ip)),
+            None => path,
         };
         let mut builder = Request::builder().method(method.clone()).uri(uri);
         let headers = builder.headers_mut().ok_or("invalid request")?;
@@ -325,7 +323,7 @@ impl TokenSource {
         if let Some(value) = authorization {
             headers.insert(header::AUTHORIZATION, value);
         }
-        if let (true, Some(value)) = (absolute, via.as_ref().and_then(Via::authorization)) {
+        if let Some(value) = absolute.and_then(|(via, _)| via.authorization()) {
             headers.insert(header::PROXY_AUTHORIZATION, value.clone());
         }
         let request = builder
@@ -333,7 +331,7 @@ impl TokenSource {
             .map_err(|e| format!("building the token request: {e}"))?;
 
         let (response, _connection) = if url.is_https() {
-            if let Some(via) = &via {
+            if let Some((via, ip)) = &via {
                 via.connect(
                     &mut tcp,
                     &connect_authority(&ip.to_string(), port),

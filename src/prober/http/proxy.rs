@@ -15,7 +15,7 @@
 //! `skip_resolve_phase_with_proxy` leaves the name to it (then the policy
 //! judges the name).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine as _;
 use http::{HeaderName, HeaderValue};
@@ -307,17 +307,17 @@ fn split_go_host_port(entry: &str) -> Option<(&str, &str)> {
     (!host.contains(':')).then_some((host, port))
 }
 
-/// A proxy connection a hop goes through: the proxy and the address it was
-/// resolved to and checked at.
+/// A proxy connection a hop goes through: the proxy and the addresses its
+/// name resolved to.
 #[derive(Debug, Clone)]
 pub(crate) struct Via {
     pub(crate) endpoint: Endpoint,
-    pub(crate) ip: IpAddr,
+    ips: Vec<IpAddr>,
 }
 
 impl Via {
-    /// Resolves the proxy's name, with the policy's checks on the name and
-    /// the address. Returns it and the lookup time.
+    /// Resolves the proxy's name (a denied name is not looked up). Returns
+    /// it and the lookup time.
     pub(crate) async fn resolve(
         endpoint: &Endpoint,
         policy: &TargetPolicy,
@@ -330,24 +330,24 @@ impl Via {
         let ips = resolve::lookup(&endpoint.host, ticket)
             .await
             .map_err(|e| format!("proxy: {e}"))?;
-        let ip = *ips
-            .first()
-            .ok_or_else(|| format!("proxy: no address for {}", endpoint.host))?;
-        policy
-            .check(&endpoint.host, ip)
-            .map_err(|e| format!("proxy: {e}"))?;
         Ok((
             Self {
                 endpoint: endpoint.clone(),
-                ip,
+                ips,
             },
             start.elapsed(),
         ))
     }
 
-    /// The proxy's socket address.
-    pub(crate) fn addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::new(self.ip, self.endpoint.port)
+    /// Connects to the proxy: its addresses in turn, as Go's dialer tries
+    /// them, each judged by the policy before a packet is sent to it.
+    pub(crate) async fn dial(
+        &self,
+        policy: &TargetPolicy,
+    ) -> Result<(TcpStream, SocketAddr), String> {
+        dial(&self.endpoint.host, &self.ips, self.endpoint.port, policy)
+            .await
+            .map_err(|e| format!("proxy: {e}"))
     }
 
     /// `Proxy-Authorization` for requests sent through the proxy.
@@ -397,6 +397,32 @@ impl Via {
             .map_err(|e| format!("proxyconnect: {e}"))?;
         read_connect_response(stream).await
     }
+}
+
+/// Connects to the first of `ips` that the policy allows and that accepts;
+/// a denied address is skipped, never sent a packet.
+pub(crate) async fn dial(
+    host: &str,
+    ips: &[IpAddr],
+    port: u16,
+    policy: &TargetPolicy,
+) -> Result<(TcpStream, SocketAddr), String> {
+    let mut failure = format!("no address for {host}");
+    for &ip in ips {
+        if let Err(reason) = policy.check(host, ip) {
+            failure = reason;
+            continue;
+        }
+        let addr = SocketAddr::new(ip, port);
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, addr));
+            }
+            Err(e) => failure = format!("connecting to {addr}: {e}"),
+        }
+    }
+    Err(failure)
 }
 
 /// Reads the proxy's answer to CONNECT up to the end of its head.
