@@ -13,6 +13,7 @@ mod differential;
 mod dns;
 mod grpc;
 mod hardening;
+mod http_client_differential;
 mod http_oauth2;
 mod http_peers;
 mod http_proxy;
