@@ -132,7 +132,7 @@ fn proxy_and_credentials_options_answer_as_blackbox_exporter_does() {
     let cases = [
         ("proxy_http", format!("http://{target}/ok"), 1.0),
         ("proxy_http", format!("http://{target}/basic"), 0.0),
-        ("proxy_http", format!("http://{}/", closed), 0.0),
+        ("proxy_http", format!("http://{closed}/"), 0.0),
         (
             "proxy_https",
             format!("https://localhost:{}/", https.addr.port()),

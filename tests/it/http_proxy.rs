@@ -455,12 +455,12 @@ fn a_proxy_that_refuses_the_tunnel_or_never_answers_fails_the_probe_without_reac
     std::fs::write(modules.path(), text).unwrap();
     let app = start(&modules, &[]);
     let target = format!("https://localhost:{}/", https.addr.port());
-    for i in 0..refusals.len() {
+    for (i, refusal) in refusals.iter().enumerate() {
         let metrics = probe(&app, &format!("refuse{i}"), &target);
         assert_eq!(value(&metrics, "probe_success"), Some(0.0), "{metrics:?}");
         assert_eq!(value(&metrics, "probe_http_status_code"), Some(0.0));
         assert_eq!(
-            refusals[i].requests()[0].line.split(' ').next(),
+            refusal.requests()[0].line.split(' ').next(),
             Some("CONNECT")
         );
     }
