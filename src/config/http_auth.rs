@@ -306,9 +306,7 @@ pub(super) fn check(http: &HttpProbe) -> Result<(), Invalid> {
                 r#"authorization type cannot be set to "basic", use "basic_auth" instead"#,
             );
         }
-        if http::HeaderValue::from_str(authorization.scheme()).is_err()
-            || authorization.scheme().contains(' ')
-        {
+        if http::HeaderValue::from_str(authorization.scheme()).is_err() {
             return err("authorization.type", "not a valid authorization scheme");
         }
         if http.basic_auth.is_some() || http.oauth2.is_some() {

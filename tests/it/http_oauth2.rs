@@ -371,6 +371,14 @@ fn the_token_endpoint_is_held_to_the_target_policy_and_its_answers_are_bounded()
         Some(format!("localhost:{}", allowed.addr.port()).as_str())
     );
 
+    // No token is fetched for a target the policy refuses.
+    let metrics = probe(
+        &app,
+        "proxied",
+        &format!("http://127.0.0.2:{}/", target.addr.port()),
+    );
+    assert_eq!(value(&metrics, "probe_success"), Some(0.0));
+    assert_eq!(proxied_tokens.connection_count(), 0);
     let metrics = probe(&app, "proxied", &url);
     assert_eq!(value(&metrics, "probe_success"), Some(1.0), "{metrics:?}");
     assert_eq!(

@@ -176,6 +176,10 @@ async fn run(
     for phase in PHASES {
         report.add_labeled(HTTP_DURATION, &[phase], 0.0);
     }
+    // A denied address is refused before any token is fetched for it.
+    if let Some(ip) = ip {
+        options.policy.check(&host, ip)?;
+    }
     // Files, the oauth2 token: read and fetched before the first connection.
     let additions =
         credentials::prepare(config, &module.http, (options.policy, options.ticket)).await?;
