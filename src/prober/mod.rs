@@ -83,7 +83,7 @@ pub enum ModuleError {
         cause: http::SetupError,
     },
     /// One of its probes needs more memory than the whole probe budget.
-    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit and a response head), more than --max-probe-memory ({budget} bytes)")]
+    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit, a response head, a body_file, an oauth2 token response), more than --max-probe-memory ({budget} bytes)")]
     Memory {
         /// Module name.
         module: String,

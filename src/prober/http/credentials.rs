@@ -18,6 +18,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue};
 
 use super::{oauth2::Asker, setup::HttpSetup, USER_AGENT};
 use crate::config::HttpProbe;
+use crate::prober::ProbeOptions;
 
 /// The largest `body_file` sent (one probe holds it in memory).
 pub(crate) const MAX_BODY_FILE: u64 = 1 << 20;
@@ -53,7 +54,7 @@ fn value(text: &str, what: &str) -> Result<HeaderValue, String> {
 pub(super) async fn prepare(
     config: &HttpProbe,
     setup: &HttpSetup,
-    asker: (&crate::prober::policy::TargetPolicy, &crate::prober::Ticket),
+    options: ProbeOptions<'_>,
 ) -> Result<Additions, String> {
     let mut additions = Additions::default();
     for (name, entry) in &config.http_headers {
@@ -87,8 +88,8 @@ pub(super) async fn prepare(
             .unwrap_or_else(|| HeaderValue::from_static(USER_AGENT));
         let token = source
             .authorization(Asker {
-                policy: asker.0,
-                ticket: asker.1,
+                policy: options.policy,
+                ticket: options.ticket,
                 user_agent: &user_agent,
             })
             .await?;

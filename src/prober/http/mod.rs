@@ -4,7 +4,10 @@
 //! Here: the chain of requests, and Go's client rules for each redirect.
 //! [`exchange`]: one hop on the wire, a fresh connection each
 //! (blackbox_exporter disables keep-alive). [`checks`]: what the final
-//! response must satisfy.
+//! response must satisfy. prometheus/common's client options:
+//! [`proxy`] (forward proxies), [`credentials`] (the Authorization header,
+//! `http_headers`, `body_file`), [`oauth2`] (the token), [`setup`] (what a
+//! module prepares once for all its probes).
 
 use std::{net::IpAddr, time::Instant};
 
@@ -181,8 +184,7 @@ async fn run(
         options.policy.check(&host, ip)?;
     }
     // Files, the oauth2 token: read and fetched before the first connection.
-    let additions =
-        credentials::prepare(config, &module.http, (options.policy, options.ticket)).await?;
+    let additions = credentials::prepare(config, &module.http, options).await?;
     // The proxy is chosen by the URL as blackbox_exporter sends it: with the
     // resolved address in place of the name.
     let url_host = ip.map_or_else(|| host.clone(), |ip| ip.to_string());
