@@ -509,3 +509,23 @@ fn authorization_basic_auth_files_http_headers_and_body_file_reach_the_target_as
         Some("Token abc")
     );
 }
+
+#[test]
+fn an_unusable_oauth2_tls_config_stops_the_modules_from_loading_naming_the_module() {
+    let modules = Modules::new(
+        "modules:
+  m:
+    prober: http
+    http:
+      oauth2:
+        client_id: c
+        token_url: https://auth.invalid/token
+        tls_config: {ca_file: missing-ca.pem}
+",
+    );
+    let err = lookout::check_config(&modules.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("module \"m\": oauth2 tls_config:"), "{err}");
+    assert!(err.contains("missing-ca.pem"), "{err}");
+}
