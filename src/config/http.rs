@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, str::FromStr};
 use serde::{Deserialize, Deserializer};
 
 use super::{
+    http_auth::{Authorization, HttpHeader, OAuth2, ProxyUrl},
     pattern::Pattern,
     tls::TlsConfig,
     values::{deserialize_from_str, ByteSize, IpProtocol, Secret},
@@ -56,6 +57,24 @@ pub struct HttpProbe {
     pub(crate) bearer_token: Option<Secret>,
     /// File holding the bearer token, read at each probe.
     pub bearer_token_file: Option<PathBuf>,
+    /// `Authorization: <type> <credentials>` (see `http_auth.rs`, as are the rest).
+    pub(crate) authorization: Option<Authorization>,
+    /// A token from an OAuth 2.0 client credentials grant.
+    pub(crate) oauth2: Option<OAuth2>,
+    /// Headers with values, secrets and files.
+    pub(crate) http_headers: BTreeMap<String, HttpHeader>,
+    /// Request body read from a file at each probe.
+    pub(crate) body_file: Option<PathBuf>,
+    /// The proxy requests go through.
+    pub(crate) proxy_url: Option<ProxyUrl>,
+    /// Hosts reached without `proxy_url`.
+    pub(crate) no_proxy: Option<String>,
+    /// Proxies from `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`.
+    pub(crate) proxy_from_environment: bool,
+    /// Headers sent to the proxy with CONNECT.
+    pub(crate) proxy_connect_header: BTreeMap<String, Vec<Secret>>,
+    /// With a proxy, the target's name is left to the proxy to resolve.
+    pub(crate) skip_resolve_phase_with_proxy: bool,
 }
 
 impl Default for HttpProbe {
@@ -82,6 +101,15 @@ impl Default for HttpProbe {
             basic_auth: None,
             bearer_token: None,
             bearer_token_file: None,
+            authorization: None,
+            oauth2: None,
+            http_headers: BTreeMap::new(),
+            body_file: None,
+            proxy_url: None,
+            no_proxy: None,
+            proxy_from_environment: false,
+            proxy_connect_header: BTreeMap::new(),
+            skip_resolve_phase_with_proxy: false,
         }
     }
 }
@@ -114,10 +142,16 @@ pub(crate) struct HeaderMatch {
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     /// User name.
+    #[serde(default)]
     pub(crate) username: String,
+    /// File holding the user name, read at each probe and trimmed.
+    #[serde(default)]
+    pub(crate) username_file: Option<PathBuf>,
     /// Password.
+    #[serde(default)]
     pub(crate) password: Option<Secret>,
     /// File holding the password, read at each probe.
+    #[serde(default)]
     pub password_file: Option<PathBuf>,
 }
 

@@ -24,6 +24,7 @@ mod binary;
 mod dns;
 mod grpc;
 mod http;
+mod http_auth;
 mod icmp;
 mod pattern;
 mod query_response;
@@ -48,6 +49,7 @@ pub use self::{
 pub(crate) use self::{
     dns::{RrValidator, Transport, CLASSES, TYPES},
     http::{HeaderMatch, HttpVersion},
+    http_auth::{OAuth2, ProxyOptions, ProxyUrl},
     query_response::QueryResponse,
     tls::TlsVersion,
     values::IpProtocol,
@@ -241,6 +243,7 @@ impl Config {
             if let Some(auth) = &mut module.http.basic_auth {
                 join(&mut auth.password_file);
             }
+            http_auth::resolve_paths(&mut module.http, base);
         }
     }
 }
@@ -269,15 +272,6 @@ impl Module {
 /// them in the error beats a generic "unknown field".
 const UNSUPPORTED_KEYS: &[&str] = &[
     "compression",
-    "skip_resolve_phase_with_proxy",
-    "body_file",
-    "proxy_url",
-    "no_proxy",
-    "proxy_from_environment",
-    "proxy_connect_header",
-    "oauth2",
-    "authorization",
-    "http_headers",
     "enable_http3",
     "ca",
     "cert",
@@ -285,8 +279,21 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "ca_ref",
     "cert_ref",
     "key_ref",
-    "username_file",
+    // Secrets from a secret manager: blackbox_exporter has none, so they
+    // fail every probe there.
     "password_ref",
+    "username_ref",
+    "credentials_ref",
+    "client_secret_ref",
+    // oauth2's JWT bearer grant.
+    "client_certificate_key",
+    "client_certificate_key_file",
+    "client_certificate_key_ref",
+    "client_certificate_key_id",
+    "signature_algorithm",
+    "iss",
+    "audience",
+    "claims",
 ];
 
 /// The schema's wording for serde's errors ([`yaml::Explain`]): names the
@@ -341,13 +348,15 @@ mod tests {
 
     #[test]
     fn unsupported_blackbox_key_says_so() {
-        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      proxy_url: http://p\n")
+        let err = parse("modules:\n  m:\n    prober: http\n    http:\n      basic_auth:\n        password_ref: p\n")
             .unwrap_err();
         assert!(
-            err.contains("`proxy_url` is a blackbox_exporter option that lookout does not support"),
+            err.contains(
+                "`password_ref` is a blackbox_exporter option that lookout does not support"
+            ),
             "{err}"
         );
-        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
         let err = parse("modules:\n  m:\n    prober: smtp\n").unwrap_err();
         assert!(err.contains("unknown variant `smtp`"), "{err}");
     }

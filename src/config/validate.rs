@@ -20,7 +20,7 @@ pub(super) struct Invalid {
 }
 
 impl Invalid {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
@@ -39,28 +39,8 @@ impl Invalid {
 
 /// The http prober's settings.
 pub(super) fn http(http: &HttpProbe) -> Result<(), Invalid> {
-    if http.bearer_token.is_some() && http.bearer_token_file.is_some() {
-        return Err(Invalid::new(
-            "",
-            "at most one of bearer_token and bearer_token_file may be set",
-        ));
-    }
-    if http.basic_auth.is_some()
-        && (http.bearer_token.is_some() || http.bearer_token_file.is_some())
-    {
-        return Err(Invalid::new(
-            "",
-            "at most one of basic_auth, bearer_token and bearer_token_file may be set",
-        ));
-    }
-    if let Some(auth) = &http.basic_auth {
-        if auth.password.is_some() && auth.password_file.is_some() {
-            return Err(Invalid::new(
-                "basic_auth",
-                "at most one of password and password_file may be set",
-            ));
-        }
-    }
+    // Credentials, proxies, http_headers and body_file: prometheus/common's rules.
+    super::http_auth::check(http)?;
     for code in &http.valid_status_codes {
         if !(100..=599).contains(code) {
             return Err(Invalid::new(

@@ -901,11 +901,11 @@ modules:
         assert!(err.contains("line 6"), "{err}");
         // blackbox_exporter keys lookout does not support are still named.
         let err = parse(
-            "modules:\n  base: &base {prober: http, http: {proxy_url: x}}\n  m: {<<: *base}\n",
+            "modules:\n  base: &base {prober: http, http: {basic_auth: {password_ref: x}}}\n  m: {<<: *base}\n",
         )
         .unwrap_err();
         assert!(
-            err.contains("`proxy_url` is a blackbox_exporter option"),
+            err.contains("`password_ref` is a blackbox_exporter option"),
             "{err}"
         );
         assert!(err.contains("line 2"), "{err}");

@@ -75,8 +75,16 @@ pub enum ModuleError {
         /// What was wrong with its TLS settings.
         cause: client_tls::TlsError,
     },
+    /// Its http client (proxies, oauth2) could not be prepared.
+    #[error("module {module:?}: {cause}")]
+    Http {
+        /// Module name.
+        module: String,
+        /// What was wrong.
+        cause: http::SetupError,
+    },
     /// One of its probes needs more memory than the whole probe budget.
-    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit and a response head), more than --max-probe-memory ({budget} bytes)")]
+    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit, a response head, a body_file, an oauth2 token response), more than --max-probe-memory ({budget} bytes)")]
     Memory {
         /// Module name.
         module: String,
@@ -96,6 +104,8 @@ pub struct PreparedModule {
     pub config: Module,
     /// TLS client setup for https targets or `tcp.tls`.
     pub tls: ClientTls,
+    /// The http prober's proxies and oauth2 token, shared by its probes.
+    pub(crate) http: http::HttpSetup,
     /// The most memory one probe with this module can hold, in bytes.
     pub memory_cost: u64,
 }
@@ -120,6 +130,17 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
+    // A body_file's contents, and an oauth2 token response.
+    let body =
+        body + if module.prober == ProberKind::Http && http.body_file.is_some() {
+            http::MAX_BODY_FILE
+        } else {
+            0
+        } + if module.prober == ProberKind::Http && http.oauth2.is_some() {
+            http::MAX_TOKEN_RESPONSE as u64
+        } else {
+            0
+        };
     // Both read an HTTP response head (gRPC over HTTP/2).
     let head = if matches!(module.prober, ProberKind::Http | ProberKind::Grpc) {
         http::MAX_RESPONSE_HEAD as u64
@@ -173,12 +194,21 @@ impl Modules {
                     module: name.clone(),
                     cause,
                 })?;
+            let http = if module.prober == ProberKind::Http {
+                http::HttpSetup::new(&module.http).map_err(|cause| ModuleError::Http {
+                    module: name.clone(),
+                    cause,
+                })?
+            } else {
+                http::HttpSetup::none()
+            };
             modules.insert(
                 name.clone(),
                 Arc::new(PreparedModule {
                     name: name.clone(),
                     config: module.clone(),
                     tls,
+                    http,
                     memory_cost: memory_cost(module),
                 }),
             );

@@ -5,7 +5,6 @@
 
 use std::{net::SocketAddr, time::Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{
     header::{self, HeaderName, HeaderValue},
@@ -20,7 +19,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{Hop, MAX_RESPONSE_FIELDS, MAX_RESPONSE_HEAD, PHASES, USER_AGENT};
+use super::{
+    credentials::Additions,
+    proxy::{connect_authority, with_ip},
+    Hop, MAX_RESPONSE_FIELDS, MAX_RESPONSE_HEAD, PHASES, USER_AGENT,
+};
 use crate::config::HttpProbe;
 use crate::prober::{
     policy::TargetPolicy,
@@ -44,23 +47,46 @@ pub(super) async fn round_trip(
     config: &HttpProbe,
     hop: &Hop,
     policy: &TargetPolicy,
+    additions: &Additions,
     report: &mut Report,
 ) -> Result<Exchange, String> {
     for phase in PHASES {
         report.add_labeled(HTTP_DURATION, &[phase], 0.0);
     }
     let https = hop.url.is_https();
-    let addr = SocketAddr::new(hop.ip, hop.url.port()?);
+    let port = hop.url.port()?;
     // After resolution and on every hop: a name or a redirect cannot reach a
-    // denied address.
-    policy.check(hop.url.hostname(), hop.ip)?;
-
+    // denied address (the proxy's was checked when it was resolved; a name
+    // left to the proxy was checked before).
+    if let Some(ip) = hop.ip {
+        policy.check(hop.url.hostname(), ip)?;
+    }
     let start = Instant::now();
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    // Probes are latency measurements: no Nagle delay on the request.
-    let _ = tcp.set_nodelay(true);
+    let (mut tcp, addr) = match (&hop.via, hop.ip) {
+        (Some(via), _) => via.dial(policy).await?,
+        (None, Some(ip)) => {
+            let addr = SocketAddr::new(ip, port);
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            // Probes are latency measurements: no Nagle delay on the request.
+            let _ = tcp.set_nodelay(true);
+            (tcp, addr)
+        }
+        (None, None) => return Err(format!("no address for {}", hop.url.hostname())),
+    };
+    if let (true, Some(via)) = (https, &hop.via) {
+        // The tunnel to the address lookout checked, or to the name it left to the proxy.
+        let host = hop
+            .ip
+            .map_or_else(|| hop.url.hostname().to_owned(), |ip| ip.to_string());
+        via.connect(
+            &mut tcp,
+            &connect_authority(&host, port),
+            &module.http.proxies,
+        )
+        .await?;
+    }
     report.add_labeled(HTTP_DURATION, &["connect"], start.elapsed().as_secs_f64());
 
     let (request_h2, tls, connection, sent) = if https {
@@ -69,12 +95,12 @@ pub(super) async fn round_trip(
         report.add_labeled(HTTP_DURATION, &["tls"], start.elapsed().as_secs_f64());
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let sent = Instant::now();
-        let request = build_request(config, hop, h2).await?;
+        let request = build_request(config, hop, additions, h2)?;
         let (response, connection) = send(stream, h2, request).await?;
         (response, Some(state), connection, sent)
     } else {
         let sent = Instant::now();
-        let request = build_request(config, hop, false).await?;
+        let request = build_request(config, hop, additions, false)?;
         let (response, connection) = send(tcp, false, request).await?;
         (response, None, connection, sent)
     };
@@ -143,9 +169,10 @@ where
     Ok((sender, AbortOnDrop::spawn(connection)))
 }
 
-pub(super) async fn build_request(
+pub(super) fn build_request(
     config: &HttpProbe,
     hop: &Hop,
+    additions: &Additions,
     h2: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
     let authority = hop
@@ -154,9 +181,18 @@ pub(super) async fn build_request(
         .unwrap_or_else(|| hop.url.authority());
     let path = hop.url.request_uri();
     // HTTP/1.1 takes the origin form plus Host; HTTP/2 the absolute form,
-    // from which hyper derives :authority.
+    // from which hyper derives :authority. Through a proxy, plain HTTP takes
+    // the absolute form with the address lookout checked (Go writes the
+    // Host there, which the proxy would resolve again).
+    let proxied = hop.via.as_ref().filter(|_| !hop.url.is_https());
     let uri = if h2 {
         format!("{}://{authority}{path}", hop.url.scheme())
+    } else if proxied.is_some() {
+        let target = hop.ip.map_or_else(
+            || hop.url.authority().to_owned(),
+            |ip| with_ip(hop.url.authority(), ip),
+        );
+        format!("http://{target}{path}")
     } else {
         path
     };
@@ -169,6 +205,9 @@ pub(super) async fn build_request(
         );
         // Keep-alive is pointless for a one-shot probe; say so to the server.
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(value) = proxied.and_then(|via| via.authorization()) {
+        headers.insert(header::PROXY_AUTHORIZATION, value.clone());
     }
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     for (name, value) in &config.headers {
@@ -184,58 +223,12 @@ pub(super) async fn build_request(
             headers.insert(name, value);
         }
     }
-    // Credentials in the URL win, as with Go's client; the module's go only
-    // to the first host and its subdomains.
-    let credentials = match hop.url.user() {
-        Some((user, password)) => Some(basic(user, password)?),
-        None if hop.send_authorization => authorization(config).await?,
-        None => None,
-    };
-    if let Some(value) = credentials {
-        headers.insert(header::AUTHORIZATION, value);
-    }
+    // The URL's user, the module's credentials (to the first host and its
+    // subdomains only) and http_headers.
+    additions.apply(headers, hop.url.user(), hop.send_authorization)?;
     builder
         .body(Full::new(hop.body.clone().unwrap_or_default()))
         .map_err(|e| format!("building the request: {e}"))
-}
-
-/// The Authorization header from basic_auth or a bearer token; secrets in
-/// files are read at each probe, so rotated files take effect at once.
-pub(super) async fn authorization(config: &HttpProbe) -> Result<Option<HeaderValue>, String> {
-    let read = |path: std::path::PathBuf| async move {
-        tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|e| format!("reading {}: {e}", path.display()))
-    };
-    let value = if let Some(auth) = &config.basic_auth {
-        let password = match (&auth.password, &auth.password_file) {
-            (Some(secret), _) => secret.0.clone(),
-            (None, Some(path)) => read(path.clone()).await?,
-            (None, None) => String::new(),
-        };
-        // Prometheus' client trims the password, from a value or a file.
-        return basic(&auth.username, password.trim()).map(Some);
-    } else if let Some(token) = &config.bearer_token {
-        format!("Bearer {}", token.0.trim())
-    } else if let Some(path) = &config.bearer_token_file {
-        format!("Bearer {}", read(path.clone()).await?.trim())
-    } else {
-        return Ok(None);
-    };
-    let mut value = HeaderValue::from_str(&value)
-        .map_err(|_| "credentials are not a valid header value".to_owned())?;
-    value.set_sensitive(true);
-    Ok(Some(value))
-}
-
-/// `Authorization: Basic` for a user and password.
-pub(super) fn basic(user: &str, password: &str) -> Result<HeaderValue, String> {
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
-        .map_err(|_| "credentials are not a valid header value".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// Aborts the connection task when the probe is done with it.

@@ -4,7 +4,10 @@
 //! Here: the chain of requests, and Go's client rules for each redirect.
 //! [`exchange`]: one hop on the wire, a fresh connection each
 //! (blackbox_exporter disables keep-alive). [`checks`]: what the final
-//! response must satisfy.
+//! response must satisfy. prometheus/common's client options:
+//! [`proxy`] (forward proxies), [`credentials`] (the Authorization header,
+//! `http_headers`, `body_file`), [`oauth2`] (the token), [`setup`] (what a
+//! module prepares once for all its probes).
 
 use std::{net::IpAddr, time::Instant};
 
@@ -12,10 +15,19 @@ use bytes::Bytes;
 use http::{header, Method};
 
 mod checks;
+mod credentials;
 mod exchange;
+mod oauth2;
+mod proxy;
+mod setup;
 
 pub(super) use self::exchange::h2_handshake;
-use self::{checks::finish, exchange::round_trip};
+use self::{checks::finish, exchange::round_trip, proxy::Via};
+pub(crate) use self::{
+    credentials::MAX_BODY_FILE,
+    oauth2::MAX_TOKEN_RESPONSE,
+    setup::{HttpSetup, SetupError},
+};
 use super::{
     address,
     report::{
@@ -85,7 +97,10 @@ pub(super) async fn probe(
 /// One request of the chain, as sent.
 struct Hop {
     url: Url,
-    ip: IpAddr,
+    /// The target's address; `None` when the name is left to the proxy.
+    ip: Option<IpAddr>,
+    /// The proxy this hop goes through.
+    via: Option<Via>,
     method: Method,
     body: Option<Bytes>,
     /// `Host` to send: the module's or the `hostname` parameter, else the URL's.
@@ -107,23 +122,35 @@ async fn run(
     let host = url.hostname().to_owned();
     // Before any lookup: a denied name is never even resolved.
     options.policy.check_name(&host)?;
-    let (ip, lookup) = match resolve::choose_protocol(
-        &host,
-        config.preferred_ip_protocol,
-        config.ip_protocol_fallback,
-        options.ticket,
-        report,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(reason) => {
-            let spent = report.get(DNS_LOOKUP, &[]).unwrap_or_default();
-            report.add_labeled(HTTP_DURATION, &["resolve"], spent);
-            return Err(reason);
+    // blackbox_exporter's shouldResolveDNSWithProxy: with a proxy set (used
+    // for this target or not), skip_resolve_phase_with_proxy leaves the name
+    // unresolved and reports no resolution metrics.
+    let skip_resolve = config.skip_resolve_phase_with_proxy && config.proxy().is_set();
+    let ip = if skip_resolve {
+        // Nothing to resolve; an address written in the target is still the
+        // policy's to judge (round_trip checks it).
+        host.parse::<IpAddr>().ok()
+    } else {
+        match resolve::choose_protocol(
+            &host,
+            config.preferred_ip_protocol,
+            config.ip_protocol_fallback,
+            options.ticket,
+            report,
+        )
+        .await
+        {
+            Ok((ip, lookup)) => {
+                report.add_labeled(HTTP_DURATION, &["resolve"], lookup.as_secs_f64());
+                Some(ip)
+            }
+            Err(reason) => {
+                let spent = report.get(DNS_LOOKUP, &[]).unwrap_or_default();
+                report.add_labeled(HTTP_DURATION, &["resolve"], spent);
+                return Err(reason);
+            }
         }
     };
-    report.add_labeled(HTTP_DURATION, &["resolve"], lookup.as_secs_f64());
 
     let host_override = options
         .hostname
@@ -144,11 +171,30 @@ async fn run(
                 .map(|h| address::hostname_of(h).to_owned())
         })
         .unwrap_or_else(|| host.clone());
+    // blackbox_exporter opens body_file before it registers the phases.
+    let body = match &config.body_file {
+        Some(path) => Some(credentials::read_body_file(path).await?),
+        None => config.body.clone().map(Bytes::from),
+    };
+    for phase in PHASES {
+        report.add_labeled(HTTP_DURATION, &[phase], 0.0);
+    }
+    // A denied address is refused before any token is fetched for it.
+    if let Some(ip) = ip {
+        options.policy.check(&host, ip)?;
+    }
+    // Files, the oauth2 token: read and fetched before the first connection.
+    let additions = credentials::prepare(config, &module.http, options).await?;
+    // The proxy is chosen by the URL as blackbox_exporter sends it: with the
+    // resolved address in place of the name.
+    let url_host = ip.map_or_else(|| host.clone(), |ip| ip.to_string());
+    let (ip, via) = route(module, &url, &url_host, ip, options, report).await?;
     let mut hop = Hop {
         url,
         ip,
+        via,
         method: config.method.0.clone(),
-        body: config.body.clone().map(Bytes::from),
+        body,
         host_override,
         server_name,
         send_authorization: true,
@@ -156,7 +202,7 @@ async fn run(
 
     let mut redirects = 0;
     let (exchange, refused) = loop {
-        let exchange = round_trip(module, config, &hop, options.policy, report).await?;
+        let exchange = round_trip(module, config, &hop, options.policy, &additions, report).await?;
         let status = exchange.response.status().as_u16();
         let location = exchange
             .response
@@ -177,7 +223,7 @@ async fn run(
         if !config.follows_redirects() || redirects > MAX_REDIRECTS {
             break (exchange, true);
         }
-        hop = next_hop(hop, &location, status, &host, options, report).await?;
+        hop = next_hop(module, hop, &location, status, &host, options, report).await?;
     };
 
     finish(module, config, exchange, refused, options, report).await
@@ -185,6 +231,7 @@ async fn run(
 
 /// The request that follows a redirect, with Go's client rules.
 async fn next_hop(
+    module: &PreparedModule,
     previous: Hop,
     location: &str,
     status: u16,
@@ -199,16 +246,28 @@ async fn next_hop(
     let host = url.hostname().to_owned();
     options.policy.check_name(&host)?;
     let same_host = host == previous.url.hostname();
+    let skip_resolve =
+        module.config.http.skip_resolve_phase_with_proxy && module.config.http.proxy().is_set();
     let ip = if same_host {
         previous.ip
+    } else if skip_resolve {
+        host.parse::<IpAddr>().ok()
     } else {
         let start = Instant::now();
         let ips = resolve::lookup(&host, options.ticket).await;
         report.add_labeled(HTTP_DURATION, &["resolve"], start.elapsed().as_secs_f64());
-        *ips?
-            .first()
-            .ok_or_else(|| format!("no address for redirect host {host}"))?
+        Some(
+            *ips?
+                .first()
+                .ok_or_else(|| format!("no address for redirect host {host}"))?,
+        )
     };
+    if skip_resolve {
+        // Go times every redirect's lookup (here, the proxy's) as `resolve`.
+        report.add_labeled(HTTP_DURATION, &["resolve"], 0.0);
+    }
+    // Go's client matches a redirect's name against no_proxy.
+    let (ip, via) = route(module, &url, &host, ip, options, report).await?;
     // 301/302/303 turn into GET without a body (HEAD stays HEAD); 307/308 repeat.
     let (method, body) = match status {
         301..=303 if previous.method != Method::HEAD => (Method::GET, None),
@@ -231,10 +290,50 @@ async fn next_hop(
     Ok(Hop {
         url,
         ip,
+        via,
         method,
         body,
         host_override,
         server_name,
         send_authorization,
     })
+}
+
+/// The proxy a hop to `url` goes through, resolved and checked, and the
+/// target's address: a name left unresolved for a proxy that `no_proxy`
+/// then bypasses is resolved here (without resolution metrics, as Go's
+/// dialer resolves it).
+async fn route(
+    module: &PreparedModule,
+    url: &Url,
+    url_host: &str,
+    ip: Option<IpAddr>,
+    options: ProbeOptions<'_>,
+    report: &mut Report,
+) -> Result<(Option<IpAddr>, Option<Via>), String> {
+    match module.http.proxies.select(url, url_host)? {
+        Some(endpoint) => {
+            let (via, lookup) = Via::resolve(endpoint, options.policy, options.ticket).await?;
+            if report.get(HTTP_DURATION, &["resolve"]).is_some() {
+                report.add_labeled(HTTP_DURATION, &["resolve"], lookup.as_secs_f64());
+            }
+            Ok((ip, Some(via)))
+        }
+        None => match ip {
+            Some(ip) => Ok((Some(ip), None)),
+            None => {
+                let config = &module.config.http;
+                let mut quiet = Report::default();
+                let (ip, _) = resolve::choose_protocol(
+                    url.hostname(),
+                    config.preferred_ip_protocol,
+                    config.ip_protocol_fallback,
+                    options.ticket,
+                    &mut quiet,
+                )
+                .await?;
+                Ok((Some(ip), None))
+            }
+        },
+    }
 }
