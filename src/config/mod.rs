@@ -20,9 +20,11 @@ use std::{
 
 use serde::Deserialize;
 
+mod compression;
 mod dns;
 mod grpc;
 mod http;
+mod http3;
 mod icmp;
 mod pattern;
 mod tcp;
@@ -32,6 +34,13 @@ mod validate;
 mod values;
 mod yaml;
 
+pub(crate) use self::{
+    compression::Coding,
+    dns::{RrValidator, Transport, CLASSES, TYPES},
+    http::{HeaderMatch, HttpVersion},
+    tls::TlsVersion,
+    values::IpProtocol,
+};
 pub use self::{
     dns::DnsProbe,
     grpc::GrpcProbe,
@@ -42,12 +51,6 @@ pub use self::{
     tls::TlsConfig,
     unix::UnixProbe,
     values::{ByteSize, ParseDurationError, PromDuration},
-};
-pub(crate) use self::{
-    dns::{RrValidator, Transport, CLASSES, TYPES},
-    http::{HeaderMatch, HttpVersion},
-    tls::TlsVersion,
-    values::IpProtocol,
 };
 
 /// The modules file used when none is given: blackbox_exporter's example module
@@ -262,7 +265,6 @@ impl Module {
 /// them in the error beats a generic "unknown field".
 const UNSUPPORTED_KEYS: &[&str] = &[
     "query_response",
-    "compression",
     "skip_resolve_phase_with_proxy",
     "body_file",
     "proxy_url",
@@ -272,7 +274,8 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "oauth2",
     "authorization",
     "http_headers",
-    "enable_http3",
+    "fail_if_body_json_matches_cel",
+    "fail_if_body_json_not_matches_cel",
     "ca",
     "cert",
     "key",

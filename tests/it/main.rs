@@ -8,6 +8,7 @@
 
 mod attacks;
 mod cli;
+mod compression;
 mod credentials;
 mod differential;
 mod dns;
@@ -21,3 +22,4 @@ mod probe;
 mod reload;
 mod support;
 mod targets;
+mod tls_cipher;

@@ -11,11 +11,13 @@ use std::{net::IpAddr, time::Instant};
 use bytes::Bytes;
 use http::{header, Method};
 
+mod body;
 mod checks;
+mod decode;
 mod exchange;
 
-pub(super) use self::exchange::h2_handshake;
 use self::{checks::finish, exchange::round_trip};
+pub(super) use self::{decode::memory as decoder_memory, exchange::h2_handshake};
 use super::{
     address,
     report::{
