@@ -1,4 +1,4 @@
-//! `enable_http3`: blackbox_exporter 0.27's HTTP/3 switch. `false`, its
+//! `enable_http3`: blackbox_exporter 0.28's HTTP/3 switch. `false`, its
 //! default, means what lookout does and is accepted; `true` is refused at
 //! load naming the key and line, as lookout speaks no HTTP/3 (a QUIC stack
 //! would cost about 620 KiB of the binary's budget: see the README).

@@ -498,8 +498,9 @@ fn bombs_stop_at_the_decoded_limit_without_the_memory_to_hold_them() {
     let grown = app.status("VmHWM") - before;
     eprintln!("peak resident memory grew by {grown} KiB decoding two 64 MiB bombs");
     // The body is not kept (no regexp): what grows is the brotli decoder's
-    // window (16 MiB at most, the stream asks for it) and buffers.
-    assert!(grown < 40 << 10, "peak grew by {grown} KiB");
+    // window (16 MiB, which this stream asks for), its tables and buffers,
+    // within the 27 MiB the module reserves; 64 MiB held would be far above.
+    assert!(grown < 32 << 10, "peak grew by {grown} KiB");
 }
 
 #[test]
