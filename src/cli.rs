@@ -120,7 +120,7 @@ pub struct Cli {
 
     /// Memory all running probes may need together. A probe reserves what it may need when it
     /// starts (128 KiB and a 256 KiB response head, plus its module's body limit when a body
-    /// regexp keeps the body); one that does not fit is answered 503 and counted in
+    /// regexp keeps the body, and its body decoder with `compression`); one that does not fit is answered 503 and counted in
     /// lookout_probes_rejected_total{reason="memory"}. Keep it below the container's memory limit.
     #[arg(long, env = ENV_MAX_PROBE_MEMORY, default_value = "256MiB", value_name = "BYTES",
           help_heading = "Limits")]

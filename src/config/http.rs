@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, str::FromStr};
 use serde::{Deserialize, Deserializer};
 
 use super::{
+    compression::Compression,
     http_auth::{Authorization, HttpHeader, OAuth2, ProxyUrl},
     pattern::Pattern,
     tls::TlsConfig,
@@ -29,6 +30,9 @@ pub struct HttpProbe {
     pub(crate) follow_redirects: bool,
     /// Offer HTTP/2 by ALPN on TLS connections.
     pub(crate) enable_http2: bool,
+    /// HTTP/3: only `false`, the default (see `http3.rs`).
+    #[serde(deserialize_with = "super::http3::only_false")]
+    pub(crate) enable_http3: bool,
     /// Fail when the final response came over TLS.
     pub(crate) fail_if_ssl: bool,
     /// Fail when the final response did not come over TLS.
@@ -49,6 +53,8 @@ pub struct HttpProbe {
     pub(crate) body: Option<String>,
     /// Largest body read; `0` means no limit beyond lookout's own cap.
     pub(crate) body_size_limit: ByteSize,
+    /// Coding every response body is decoded with (see `compression.rs`).
+    pub(crate) compression: Compression,
     /// TLS settings for https targets.
     pub tls_config: TlsConfig,
     /// HTTP basic authentication.
@@ -87,6 +93,7 @@ impl Default for HttpProbe {
             no_follow_redirects: None,
             follow_redirects: true,
             enable_http2: true,
+            enable_http3: false,
             fail_if_ssl: false,
             fail_if_not_ssl: false,
             method: Method::default(),
@@ -97,6 +104,7 @@ impl Default for HttpProbe {
             fail_if_header_not_matches: Vec::new(),
             body: None,
             body_size_limit: ByteSize(0),
+            compression: Compression::default(),
             tls_config: TlsConfig::default(),
             basic_auth: None,
             bearer_token: None,

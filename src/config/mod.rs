@@ -21,9 +21,11 @@ use std::{
 use serde::Deserialize;
 
 mod binary;
+mod compression;
 mod dns;
 mod grpc;
 mod http;
+mod http3;
 mod http_auth;
 mod icmp;
 mod pattern;
@@ -35,6 +37,15 @@ mod validate;
 mod values;
 mod yaml;
 
+pub(crate) use self::{
+    compression::Coding,
+    dns::{RrValidator, Transport, CLASSES, TYPES},
+    http::{HeaderMatch, HttpVersion},
+    http_auth::{OAuth2, ProxyOptions, ProxyUrl},
+    query_response::QueryResponse,
+    tls::TlsVersion,
+    values::IpProtocol,
+};
 pub use self::{
     dns::DnsProbe,
     grpc::GrpcProbe,
@@ -45,14 +56,6 @@ pub use self::{
     tls::TlsConfig,
     unix::UnixProbe,
     values::{ByteSize, ParseDurationError, PromDuration},
-};
-pub(crate) use self::{
-    dns::{RrValidator, Transport, CLASSES, TYPES},
-    http::{HeaderMatch, HttpVersion},
-    http_auth::{OAuth2, ProxyOptions, ProxyUrl},
-    query_response::QueryResponse,
-    tls::TlsVersion,
-    values::IpProtocol,
 };
 
 /// The modules file used when none is given: blackbox_exporter's example module
@@ -271,8 +274,8 @@ impl Module {
 /// blackbox_exporter options lookout knows of but does not implement; naming
 /// them in the error beats a generic "unknown field".
 const UNSUPPORTED_KEYS: &[&str] = &[
-    "compression",
-    "enable_http3",
+    "fail_if_body_json_matches_cel",
+    "fail_if_body_json_not_matches_cel",
     "ca",
     "cert",
     "key",

@@ -76,6 +76,7 @@ pub(super) fn http(http: &HttpProbe) -> Result<(), Invalid> {
             ));
         }
     }
+    super::compression::check(&http.compression, &http.headers)?;
     tls(&http.tls_config).map_err(|invalid| invalid.under("tls_config"))
 }
 

@@ -84,7 +84,7 @@ pub enum ModuleError {
         cause: http::SetupError,
     },
     /// One of its probes needs more memory than the whole probe budget.
-    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit, a response head, a body_file, an oauth2 token response), more than --max-probe-memory ({budget} bytes)")]
+    #[error("module {module:?}: one probe may need {needs} bytes (its body_size_limit, a response head, a body decoder, a body_file, an oauth2 token response), more than --max-probe-memory ({budget} bytes)")]
     Memory {
         /// Module name.
         module: String,
@@ -122,11 +122,14 @@ fn memory_cost(module: &Module) -> u64 {
     let keeps_body = module.prober == ProberKind::Http
         && !(http.fail_if_body_matches_regexp.is_empty()
             && http.fail_if_body_not_matches_regexp.is_empty());
-    let body = if keeps_body {
-        match http.body_size_limit.0 {
-            0 => http::DEFAULT_BODY_LIMIT,
-            limit => limit,
-        }
+    let limit = match http.body_size_limit.0 {
+        0 => http::DEFAULT_BODY_LIMIT,
+        limit => limit,
+    };
+    let body = if keeps_body { limit } else { 0 };
+    // The decoder `compression` needs (its own budget, see http::decode).
+    let decoder = if module.prober == ProberKind::Http {
+        http::decoder_memory(http.compression.coding, limit)
     } else {
         0
     };
@@ -164,7 +167,7 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
-    PROBE_MEMORY + head + body + dns + lines
+    PROBE_MEMORY + head + body + decoder + dns + lines
 }
 
 /// Every module of one configuration.

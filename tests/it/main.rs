@@ -8,6 +8,7 @@
 
 mod attacks;
 mod cli;
+mod compression;
 mod credentials;
 mod differential;
 mod dns;
@@ -26,3 +27,4 @@ mod query_response;
 mod reload;
 mod support;
 mod targets;
+mod tls_cipher;

@@ -173,17 +173,34 @@ def has_body_regexp(http):
     return bool(http.get("fail_if_body_matches_regexp") or http.get("fail_if_body_not_matches_regexp"))
 
 
+# A module with `compression` reserves its decoder (src/prober/http/decode.rs, memory):
+# gzip and deflate 96 KiB; br the ring buffer its body limit may need (the next power of
+# two, at most 16 MiB, and half again while it grows), 3 MiB of tables, a 32 KiB buffer.
+INFLATE_MEMORY = 96 * KIB
+BROTLI_MAX_WINDOW = 16 * MIB
+BROTLI_TABLES = 3 * MIB
+DECODER_OUTPUT = 32 * KIB
+
+
+def decoder(http, limit):
+    coding = str(http.get("compression") or "").lower()
+    if coding in ("gzip", "deflate"):
+        return INFLATE_MEMORY
+    if coding == "br":
+        ring = min(1 << (max(limit, 1024) - 1).bit_length(), BROTLI_MAX_WINDOW)
+        return ring + ring // 2 + BROTLI_TABLES + DECODER_OUTPUT
+    return 0
+
+
 def reservation(module):
     """What one probe of this module reserves, as lookout computes it."""
     module = module or {}
     if module.get("prober") != "http":
         return PROBE_MEMORY
     http = module.get("http") or {}
-    body = 0
-    if has_body_regexp(http):
-        limit = lookout_bytes(http.get("body_size_limit", 0))
-        body = limit or DEFAULT_BODY_LIMIT
-    return HTTP_PROBE + body
+    limit = lookout_bytes(http.get("body_size_limit", 0)) or DEFAULT_BODY_LIMIT
+    body = limit if has_body_regexp(http) else 0
+    return HTTP_PROBE + body + decoder(http, limit)
 
 
 # --- reading a render ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! What the final response must satisfy, with blackbox_exporter's metrics:
 //! status, HTTP version, TLS or not, headers and body regexps (the body
-//! matched on a slot of its own, see `limits`), the body read to its limit.
+//! matched on a slot of its own, see `limits`; read and decoded by `body`).
 
 use std::time::UNIX_EPOCH;
 
@@ -8,15 +8,18 @@ use http::{
     header::{self},
     Response, Version,
 };
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::{exchange::Exchange, DEFAULT_BODY_LIMIT};
+use super::{
+    body::{self, Source},
+    exchange::Exchange,
+    DEFAULT_BODY_LIMIT,
+};
 use crate::config::{HeaderMatch, HttpProbe, HttpVersion, Pattern};
 use crate::prober::{
     report::{
-        Report, FAILED_DUE_TO_REGEX, HTTP_BODY_LENGTH, HTTP_CONTENT_LENGTH, HTTP_DURATION,
-        HTTP_LAST_MODIFIED, HTTP_SSL, HTTP_STATUS, HTTP_VERSION,
+        Report, FAILED_DUE_TO_REGEX, HTTP_CONTENT_LENGTH, HTTP_DURATION, HTTP_LAST_MODIFIED,
+        HTTP_SSL, HTTP_STATUS, HTTP_VERSION,
     },
     tls_info::{self, TlsMetrics},
     PreparedModule, ProbeOptions,
@@ -86,42 +89,47 @@ pub(super) async fn finish(
 
     let wants_body = !(config.fail_if_body_matches_regexp.is_empty()
         && config.fail_if_body_not_matches_regexp.is_empty());
-    if refused_redirect {
+    let limit = match config.body_size_limit.0 {
+        0 => DEFAULT_BODY_LIMIT,
+        limit => limit,
+    };
+    let source = if refused_redirect {
         // Go hands back a refused redirect with its body already closed.
-        if success && wants_body && content_length != 0 {
-            tracing::debug!("body of a redirect that was not followed cannot be read");
-            report.set(FAILED_DUE_TO_REGEX, 1.0);
-            success = false;
+        Source::Refused {
+            empty: content_length == 0,
         }
     } else {
-        let limit = match config.body_size_limit.0 {
-            0 => DEFAULT_BODY_LIMIT,
-            limit => limit,
-        };
-        let body = read_body(response.into_body(), limit, wants_body, report).await;
-        if success && wants_body {
-            let body_ok = if body.error.is_some() {
-                false
-            } else {
-                match match_body(config, body.kept, options).await {
-                    Ok(Ok(())) => true,
-                    Ok(Err(reason)) => {
-                        tracing::debug!(%reason, "body regexp check failed");
-                        false
-                    }
-                    Err(Busy(reason)) => {
-                        report.refuse(reason);
-                        return Ok(false);
-                    }
+        Source::Stream(response.into_body())
+    };
+    let coding = config.compression.coding;
+    let body = body::read(source, limit, wants_body, coding, report).await;
+    if let Some(reason) = &body.start_error {
+        tracing::debug!(%reason, "failed to get decompressor for HTTP response body");
+        success = false;
+    }
+    if success && wants_body {
+        let body_ok = if let Some(error) = &body.error {
+            tracing::debug!(%error, "error reading HTTP body");
+            false
+        } else {
+            match match_body(config, body.kept, options).await {
+                Ok(Ok(())) => true,
+                Ok(Err(reason)) => {
+                    tracing::debug!(%reason, "body regexp check failed");
+                    false
                 }
-            };
-            report.set(FAILED_DUE_TO_REGEX, if body_ok { 0.0 } else { 1.0 });
-            success = body_ok;
-        }
-        if let Some(error) = body.error {
-            tracing::debug!(%error, "failed to read HTTP response body");
-            success = false;
-        }
+                Err(Busy(reason)) => {
+                    report.refuse(reason);
+                    return Ok(false);
+                }
+            }
+        };
+        report.set(FAILED_DUE_TO_REGEX, if body_ok { 0.0 } else { 1.0 });
+        success = body_ok;
+    }
+    if let Some(error) = body.error {
+        tracing::debug!(%error, "failed to read HTTP response body");
+        success = false;
     }
     report.add_labeled(
         HTTP_DURATION,
@@ -252,55 +260,4 @@ pub(super) fn check_body(
         ));
     }
     Ok(())
-}
-
-pub(super) struct Body {
-    read: u64,
-    kept: Vec<u8>,
-    error: Option<String>,
-}
-
-/// Reads the body to its end or to `limit` bytes; keeps the bytes only when a
-/// regexp needs them. The count is reported as it grows, so a body cut off by
-/// the deadline still shows what arrived, as with blackbox_exporter.
-pub(super) async fn read_body(
-    mut body: Incoming,
-    limit: u64,
-    keep: bool,
-    report: &mut Report,
-) -> Body {
-    let mut out = Body {
-        read: 0,
-        kept: Vec::new(),
-        error: None,
-    };
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(e) => {
-                out.error = Some(e.to_string());
-                break;
-            }
-        };
-        let Some(data) = frame.data_ref() else {
-            continue;
-        };
-        let room = if limit == 0 {
-            data.len()
-        } else {
-            usize::try_from(limit - out.read)
-                .unwrap_or(usize::MAX)
-                .min(data.len())
-        };
-        out.read += room as u64;
-        report.set(HTTP_BODY_LENGTH, out.read as f64);
-        if keep {
-            out.kept.extend_from_slice(&data[..room]);
-        }
-        if room < data.len() {
-            out.error = Some(format!("body exceeds body_size_limit of {limit} bytes"));
-            break;
-        }
-    }
-    out
 }

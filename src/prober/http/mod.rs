@@ -14,20 +14,22 @@ use std::{net::IpAddr, time::Instant};
 use bytes::Bytes;
 use http::{header, Method};
 
+mod body;
 mod checks;
 mod credentials;
+mod decode;
 mod exchange;
 mod oauth2;
 mod proxy;
 mod setup;
 
-pub(super) use self::exchange::h2_handshake;
 use self::{checks::finish, exchange::round_trip, proxy::Via};
 pub(crate) use self::{
     credentials::MAX_BODY_FILE,
     oauth2::MAX_TOKEN_RESPONSE,
     setup::{HttpSetup, SetupError},
 };
+pub(super) use self::{decode::memory as decoder_memory, exchange::h2_handshake};
 use super::{
     address,
     report::{
