@@ -21,10 +21,12 @@ use std::{
 use serde::Deserialize;
 
 mod dns;
+mod go_yaml;
 mod grpc;
 mod http;
 mod icmp;
 mod pattern;
+mod show;
 mod tcp;
 mod tls;
 mod unix;
@@ -38,6 +40,7 @@ pub use self::{
     http::{BasicAuth, HttpProbe},
     icmp::IcmpProbe,
     pattern::Pattern,
+    show::{config_yaml, module_yaml},
     tcp::TcpProbe,
     tls::TlsConfig,
     unix::UnixProbe,
@@ -114,6 +117,49 @@ pub struct Config {
     /// Probe modules by name, as `/probe?module=NAME` selects them.
     #[serde(default)]
     pub modules: BTreeMap<String, Module>,
+    /// SHA-256 of the text it was read from: automatic reloads compare it
+    /// with the file's, as blackbox_exporter does.
+    #[serde(skip)]
+    pub(crate) checksum: Option<Checksum>,
+}
+
+/// SHA-256 of a modules file's text.
+pub(crate) type Checksum = [u8; 32];
+
+/// The largest modules file lookout reads: real ones are a few KiB, and a
+/// file that grew without bound (or a device) must not take the memory.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// SHA-256 of `bytes`.
+pub(crate) fn checksum(bytes: &[u8]) -> Checksum {
+    let mut sum = [0; 32];
+    sum.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    sum
+}
+
+/// A modules file's text, at most [`MAX_FILE_BYTES`].
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let read = |cause| ConfigError::Read {
+        path: path.to_owned(),
+        cause,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
 }
 
 /// One module: which prober runs and how.
@@ -164,16 +210,31 @@ pub(crate) enum ProberKind {
     Unix,
 }
 
+impl ProberKind {
+    /// The name the modules file gives it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+            Self::Dns => "dns",
+            Self::Icmp => "icmp",
+            Self::Grpc => "grpc",
+            Self::Unix => "unix",
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks a modules file; relative paths inside it are taken
     /// relative to the file's directory, as blackbox_exporter does.
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: path.to_owned(),
-            cause,
-        })?;
+        Self::parse_file(path, &read_text(path)?)
+    }
+
+    /// Checks `text`, read from the modules file at `path`.
+    pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, &path.display().to_string(), base)
+        Self::parse(text, &path.display().to_string(), base)
     }
 
     /// The embedded default modules.
@@ -193,6 +254,7 @@ impl Config {
         };
         config.validate(origin)?;
         config.resolve_paths(base);
+        config.checksum = Some(checksum(text.as_bytes()));
         Ok(config)
     }
 

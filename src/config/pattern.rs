@@ -51,6 +51,11 @@ impl Pattern {
     pub fn is_match(&self, haystack: &[u8]) -> bool {
         self.regex.is_match(haystack)
     }
+
+    /// The pattern as written.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
 }
 
 impl fmt::Debug for Pattern {

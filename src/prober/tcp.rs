@@ -42,6 +42,11 @@ async fn run(
         )
         .await?;
     let addr = SocketAddr::new(ip, port_number(port)?);
+    if config.tls {
+        tracing::debug!("Dialing TCP with TLS");
+    } else {
+        tracing::debug!("Dialing TCP without TLS");
+    }
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -53,6 +58,7 @@ async fn run(
         let (_stream, state) = tls_info::connect(&module.tls, name, stream, &addr).await?;
         tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
     }
+    tracing::debug!("Successfully dialed");
     Ok(())
 }
 

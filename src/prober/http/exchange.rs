@@ -54,6 +54,12 @@ pub(super) async fn round_trip(
     // After resolution and on every hop: a name or a redirect cannot reach a
     // denied address.
     policy.check(hop.url.hostname(), hop.ip)?;
+    // Without the URL's user and password: the log may be shown to anyone.
+    tracing::debug!(
+        url = %format_args!("{}://{}{}", hop.url.scheme(), hop.url.authority(), hop.url.request_uri()),
+        host = hop.host_override.as_deref().unwrap_or_else(|| hop.url.authority()),
+        "Making HTTP request"
+    );
 
     let start = Instant::now();
     let tcp = TcpStream::connect(addr)
@@ -79,6 +85,10 @@ pub(super) async fn round_trip(
         (response, None, connection, sent)
     };
     let responded_at = Instant::now();
+    tracing::debug!(
+        status_code = request_h2.status().as_u16(),
+        "Received HTTP response"
+    );
     report.add_labeled(
         HTTP_DURATION,
         &["processing"],
