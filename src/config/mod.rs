@@ -108,6 +108,14 @@ impl ConfigSource {
             Self::File(path) => Config::load(path),
         }
     }
+
+    /// Reads and checks the modules again for a reload (see [`read_text`]).
+    pub(crate) fn reload(&self) -> Result<Config, ConfigError> {
+        match self {
+            Self::Embedded => Config::embedded_default(),
+            Self::File(path) => Config::parse_file(path, &read_text(path, true)?),
+        }
+    }
 }
 
 /// The whole modules file.
@@ -137,22 +145,39 @@ pub(crate) fn checksum(bytes: &[u8]) -> Checksum {
     sum
 }
 
-/// A modules file's text, at most [`MAX_FILE_BYTES`].
-pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+/// A modules file's text, at most [`MAX_FILE_BYTES`]. A reload reads only
+/// a regular file (or a symlink to one): a FIFO put in its place would
+/// block it, and every reload after it, for good. At start-up a pipe is
+/// fine (`--config.file <(...)`).
+pub(crate) fn read_text(path: &Path, reload: bool) -> Result<String, ConfigError> {
     use std::io::Read as _;
     let read = |cause| ConfigError::Read {
         path: path.to_owned(),
         cause,
     };
+    let too_large = || {
+        read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ))
+    };
+    let metadata = std::fs::metadata(path).map_err(read)?;
+    if reload && !metadata.is_file() {
+        return Err(read(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    // Refused unread when its size says so; a pipe's is read up to the limit.
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(read)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(read(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
-        )));
+        return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|_| {
         read(std::io::Error::new(
@@ -228,7 +253,7 @@ impl Config {
     /// Reads and checks a modules file; relative paths inside it are taken
     /// relative to the file's directory, as blackbox_exporter does.
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::parse_file(path, &read_text(path)?)
+        Self::parse_file(path, &read_text(path, false)?)
     }
 
     /// Checks `text`, read from the modules file at `path`.

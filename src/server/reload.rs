@@ -20,7 +20,7 @@ pub(crate) async fn reload(state: &AppState) -> Result<usize, Error> {
     let _guard = state.reload_guard().await;
     let source = state.source().clone();
     let budget = state.max_memory();
-    let built = tokio::task::spawn_blocking(move || build(source.load()?, budget))
+    let built = tokio::task::spawn_blocking(move || build(source.reload()?, budget))
         .await
         .map_err(|e| Error::Task(e.to_string()))
         .and_then(|result| result);
@@ -62,7 +62,7 @@ pub(crate) async fn reload_if_changed(
     let budget = state.max_memory();
     let read = {
         let path = path.clone();
-        tokio::task::spawn_blocking(move || config::read_text(&path))
+        tokio::task::spawn_blocking(move || config::read_text(&path, true))
             .await
             .map_err(|e| Error::Task(e.to_string()))?
     };

@@ -283,3 +283,106 @@ fn cut(mut line: String) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// Runs `f` under a subscriber with the probe-log layer only, inside a
+    /// probe span with `log` attached (or none).
+    fn in_probe(log: Option<&ProbeLog>, f: impl FnOnce()) {
+        let subscriber = Registry::default().with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::debug_span!("probe", module = "m", target = "t");
+            if let Some(log) = log {
+                log.attach(&span);
+            }
+            span.in_scope(f);
+        });
+    }
+
+    #[test]
+    fn events_inside_the_probe_span_are_kept_at_every_level_as_logfmt() {
+        let log = ProbeLog::new("http_2xx", "http://example.org/a b");
+        in_probe(Some(&log), || {
+            tracing::debug!(status_code = 404, "Received HTTP response");
+            tracing::info!(reason = "x=\"y\"", "Probe failed");
+        });
+        let text = log.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("time="), "{text}");
+        assert!(
+            lines[0].ends_with(
+                " level=DEBUG msg=\"Received HTTP response\" module=http_2xx target=\"http://example.org/a b\" status_code=404"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with(" level=INFO msg=\"Probe failed\" module=http_2xx target=\"http://example.org/a b\" reason=\"x=\\\"y\\\"\""),
+            "{text}"
+        );
+        assert_eq!(
+            log.last_event().as_deref(),
+            Some("Probe failed (reason: x=\"y\")")
+        );
+    }
+
+    #[test]
+    fn events_outside_a_probe_with_a_log_are_not_kept() {
+        let log = ProbeLog::new("m", "t");
+        in_probe(None, || tracing::debug!("elsewhere"));
+        let subscriber = Registry::default().with(layer());
+        tracing::subscriber::with_default(subscriber, || tracing::debug!("no span at all"));
+        assert_eq!(log.render(), "");
+        assert_eq!(log.last_event(), None);
+    }
+
+    #[test]
+    fn a_flood_of_events_keeps_the_log_bounded_and_its_last_line() {
+        let log = ProbeLog::new("m", "t");
+        let long = "x".repeat(10_000);
+        in_probe(Some(&log), || {
+            for id in 0..5_000 {
+                tracing::debug!(id, "ignoring a reply with another ID");
+            }
+            tracing::debug!(detail = %long, "a line longer than a line may be");
+            tracing::debug!(duration_seconds = 1.5, "Probe failed");
+        });
+        let text = log.render();
+        let lines: Vec<&str> = text.lines().collect();
+        // The kept lines, the note, the last line.
+        assert!(lines.len() <= MAX_LINES + 2, "{} lines", lines.len());
+        assert!(
+            text.len() <= MAX_BYTES + 2 * MAX_LINE_BYTES,
+            "{} bytes",
+            text.len()
+        );
+        assert!(lines.iter().all(|l| l.len() <= MAX_LINE_BYTES + 10));
+        let note = lines[lines.len() - 2];
+        assert!(note.contains("more lines not kept"), "{note}");
+        assert!(
+            lines[lines.len() - 1].contains("msg=\"Probe failed\""),
+            "{text}"
+        );
+
+        // One long line alone is cut, and says so.
+        let log = ProbeLog::new("m", "t");
+        in_probe(Some(&log), || tracing::debug!(detail = %long, "long"));
+        let text = log.render();
+        assert!(text.len() < MAX_LINE_BYTES + 16, "{}", text.len());
+        assert!(text.trim_end().ends_with("[cut]"), "{text}");
+    }
+
+    #[test]
+    fn a_line_never_breaks_into_two() {
+        let log = ProbeLog::new("m", "t\nforged=1");
+        in_probe(Some(&log), || {
+            tracing::debug!(reason = "a\nb\r\nc", "multi\nline")
+        });
+        let text = log.render();
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+}

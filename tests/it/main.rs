@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
+mod auto_reload;
 mod cli;
 mod credentials;
+mod debug_output;
 mod differential;
 mod dns;
 mod grpc;
