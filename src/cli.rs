@@ -249,17 +249,20 @@ impl Cli {
 }
 
 /// `--config.auto-reload-interval`: a whole number of seconds (blackbox_exporter's
-/// form) or a duration; more than zero.
+/// form) or a duration, from 100ms (each check reads the file) to a day.
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
     let interval = match text.parse::<u64>() {
-        Ok(seconds) => std::time::Duration::from_secs(seconds),
+        Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => text
             .parse::<PromDuration>()
             .map_err(|e| e.to_string())?
             .into(),
     };
-    if interval.is_zero() {
-        return Err("the interval must be more than zero".to_owned());
+    if !(Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(&interval) {
+        return Err(format!(
+            "{text:?} is not between 100ms and 24h (a number alone is seconds)"
+        ));
     }
     Ok(interval)
 }
@@ -323,11 +326,14 @@ mod tests {
             ENV_SHUTDOWN_DELAY,
             ENV_DRAIN_TIMEOUT,
             ENV_LOG_FORMAT,
+            ENV_AUTO_RELOAD,
+            ENV_AUTO_RELOAD_INTERVAL,
             "RUST_LOG",
             "0.0.0.0:9115",
             "0.0.0.0:9090",
             "[default: 5s]",
             "[default: 20s]",
+            "[default: 30]",
         ] {
             assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
         }

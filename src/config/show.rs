@@ -480,7 +480,7 @@ fn base2_bytes(bytes: u64) -> String {
     let mut parts = Vec::new();
     let mut rest = bytes;
     for unit in UNITS {
-        if rest % 1024 != 0 || (unit == "B" && rest == 0) {
+        if !rest.is_multiple_of(1024) || (unit == "B" && rest == 0) {
             parts.push(format!("{}{unit}", rest % 1024));
         }
         rest /= 1024;

@@ -20,7 +20,7 @@ pub(crate) async fn reload(state: &AppState) -> Result<usize, Error> {
     let _guard = state.reload_guard().await;
     let source = state.source().clone();
     let budget = state.max_memory();
-    let built = tokio::task::spawn_blocking(move || build(source.reload()?, budget))
+    let built = tokio::task::spawn_blocking(move || build(&source.reload()?, budget))
         .await
         .map_err(|e| Error::Task(e.to_string()))
         .and_then(|result| result);
@@ -95,7 +95,7 @@ pub(crate) async fn reload_if_changed(
     }
     tracing::info!(file = %path.display(), "configuration file changed; reloading");
     let built =
-        tokio::task::spawn_blocking(move || build(Config::parse_file(&path, &text)?, budget))
+        tokio::task::spawn_blocking(move || build(&Config::parse_file(&path, &text)?, budget))
             .await
             .map_err(|e| Error::Task(e.to_string()))
             .and_then(|result| result);
@@ -111,8 +111,8 @@ pub(crate) async fn reload_if_changed(
     }
 }
 
-fn build(config: Config, budget: u64) -> Result<(Modules, Option<Checksum>), Error> {
-    let prober = Modules::build(&config)?;
+fn build(config: &Config, budget: u64) -> Result<(Modules, Option<Checksum>), Error> {
+    let prober = Modules::build(config)?;
     prober.fit(budget)?;
     Ok((prober, config.checksum))
 }
@@ -140,7 +140,7 @@ fn installed(
 /// Builds the modules of an already parsed configuration at start-up.
 pub(crate) async fn warm_up(state: &AppState, config: Config) -> Result<(), Error> {
     let budget = state.max_memory();
-    let (prober, checksum) = tokio::task::spawn_blocking(move || build(config, budget))
+    let (prober, checksum) = tokio::task::spawn_blocking(move || build(&config, budget))
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
     let names = prober.module_names().collect::<Vec<_>>().join(",");

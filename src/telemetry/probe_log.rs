@@ -380,7 +380,7 @@ mod tests {
     fn a_line_never_breaks_into_two() {
         let log = ProbeLog::new("m", "t\nforged=1");
         in_probe(Some(&log), || {
-            tracing::debug!(reason = "a\nb\r\nc", "multi\nline")
+            tracing::debug!(reason = "a\nb\r\nc", "multi\nline");
         });
         let text = log.render();
         assert_eq!(text.lines().count(), 1, "{text}");

@@ -221,7 +221,7 @@ fn a_huge_file_or_a_fifo_is_refused_and_reloads_go_on() {
 }
 
 #[test]
-fn the_interval_takes_seconds_or_a_duration_and_not_zero() {
+fn the_interval_takes_seconds_or_a_duration_from_100ms_to_a_day() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blackbox.yml");
     write(&file, "modules:\n  one:\n    prober: tcp\n");
@@ -229,8 +229,13 @@ fn the_interval_takes_seconds_or_a_duration_and_not_zero() {
         ("30", true),
         ("1m", true),
         ("1.5s", true),
+        ("100ms", true),
+        ("86400", true),
         ("0", false),
         ("0s", false),
+        ("99ms", false),
+        ("86401", false),
+        ("18446744073709551615", false),
         ("-1", false),
         ("x", false),
     ] {
