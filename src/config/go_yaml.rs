@@ -960,7 +960,11 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{dialect:?} #{i} {text:?}: {e}\n{yaml}"));
                 assert_eq!(back.value, text, "{dialect:?} #{i}\n{yaml}");
                 assert_eq!(back.long, long, "{dialect:?} #{i}\n{yaml}");
-                assert_eq!(back.list, [text.clone()], "{dialect:?} #{i}\n{yaml}");
+                assert_eq!(
+                    back.list,
+                    std::slice::from_ref(&text),
+                    "{dialect:?} #{i}\n{yaml}"
+                );
                 assert_eq!(
                     back.map.keys().collect::<Vec<_>>(),
                     [&text],
