@@ -21,6 +21,11 @@ pub(super) async fn probe(
 ) -> Result<(), String> {
     let config = &module.config.unix;
     options.policy.check_unix_socket(target)?;
+    if config.tls {
+        tracing::debug!("Dialing unix with TLS");
+    } else {
+        tracing::debug!("Dialing unix without TLS");
+    }
     let stream = UnixStream::connect(target).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!("permission denied connecting to unix socket {target}: {e}")
@@ -37,5 +42,6 @@ pub(super) async fn probe(
         let (_stream, state) = tls_info::connect(&module.tls, name, stream, &target).await?;
         tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
     }
+    tracing::debug!("Successfully dialed");
     Ok(())
 }

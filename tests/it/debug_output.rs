@@ -335,6 +335,20 @@ fn a_hostile_server_cannot_make_a_probe_log_grow_without_bound() {
     assert_eq!(response.status, 200);
     let (log, metrics, _) = sections(&response.body);
     let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        messages(&log)[..4],
+        [
+            "Beginning probe",
+            "Resolving target address",
+            "Resolved target address",
+            "Making DNS query"
+        ],
+        "{log}"
+    );
+    assert!(
+        lines[4].contains("ignoring a reply with another ID"),
+        "{log}"
+    );
     let limit = lookout::telemetry::probe_log::MAX_LINES;
     assert!(lines.len() <= limit + 2, "{} lines", lines.len());
     assert!(
