@@ -40,7 +40,6 @@ pub use self::{
     http::{BasicAuth, HttpProbe},
     icmp::IcmpProbe,
     pattern::Pattern,
-    show::{config_yaml, module_yaml},
     tcp::TcpProbe,
     tls::TlsConfig,
     unix::UnixProbe,
@@ -49,6 +48,7 @@ pub use self::{
 pub(crate) use self::{
     dns::{RrValidator, Transport, CLASSES, TYPES},
     http::{HeaderMatch, HttpVersion},
+    show::{config_yaml, module_yaml},
     tls::TlsVersion,
     values::IpProtocol,
 };

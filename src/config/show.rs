@@ -22,12 +22,11 @@ use super::{
     http::{HeaderMatch, HttpVersion},
     tls::TlsVersion,
     values::{IpProtocol, Secret},
-    Config, DnsProbe, GrpcProbe, HttpProbe, IcmpProbe, Module, ProberKind, TcpProbe, TlsConfig,
-    UnixProbe,
+    DnsProbe, GrpcProbe, HttpProbe, IcmpProbe, Module, ProberKind, TcpProbe, TlsConfig, UnixProbe,
 };
 
 /// `GET /config`: every module, as blackbox_exporter's `/config` prints them.
-pub fn config_yaml<'a>(modules: impl IntoIterator<Item = (&'a str, &'a Module)>) -> String {
+pub(crate) fn config_yaml<'a>(modules: impl IntoIterator<Item = (&'a str, &'a Module)>) -> String {
     let modules = modules
         .into_iter()
         .map(|(name, module)| (name.to_owned(), module_node(module, None)))
@@ -41,15 +40,8 @@ pub fn config_yaml<'a>(modules: impl IntoIterator<Item = (&'a str, &'a Module)>)
 /// A debug probe's "Module configuration": the module as it probed, with
 /// the `hostname` parameter as its Host header (http only), as
 /// blackbox_exporter prints it.
-pub fn module_yaml(module: &Module, hostname: Option<&str>) -> String {
+pub(crate) fn module_yaml(module: &Module, hostname: Option<&str>) -> String {
     go_yaml::to_string(&module_node(module, hostname), Dialect::V2)
-}
-
-impl Config {
-    /// The whole file, as `/config` prints it.
-    pub fn to_yaml(&self) -> String {
-        config_yaml(self.modules.iter().map(|(k, v)| (k.as_str(), v)))
-    }
 }
 
 /// A Go struct's fields as yaml writes them; `omitempty` fields whose value
@@ -497,6 +489,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::config::Config;
 
     /// The file both `show.*.txt` files were printed from, by Debian's
     /// blackbox_exporter 0.23 (`/config`, and `/probe?debug=true` of each
@@ -505,6 +498,13 @@ mod tests {
 
     fn config() -> Config {
         Config::parse(FILE, "show.yml", Path::new("/etc/lookout")).unwrap()
+    }
+
+    impl Config {
+        /// The whole file, as `/config` prints it.
+        fn to_yaml(&self) -> String {
+            config_yaml(self.modules.iter().map(|(k, v)| (k.as_str(), v)))
+        }
     }
 
     /// The first line where two texts differ, for a readable failure.

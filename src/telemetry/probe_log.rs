@@ -130,7 +130,7 @@ impl ProbeLog {
 /// The layer that fills the [`ProbeLog`]s attached to probe spans, with its
 /// filter: lookout's events up to DEBUG inside such a span, and the probe
 /// spans themselves, whatever the filter of the other layers says.
-pub fn layer<S>() -> impl Layer<S> + Send + Sync
+pub(crate) fn layer<S>() -> impl Layer<S> + Send + Sync
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {

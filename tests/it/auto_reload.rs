@@ -264,3 +264,30 @@ fn the_interval_takes_seconds_or_a_duration_from_100ms_to_a_day() {
     app.admin_until("/readyz", |r| r.status == 200);
     app.log_line("automatic reload needs --config.file");
 }
+
+#[test]
+fn a_modules_file_over_16_mib_is_refused_at_start_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blackbox.yml");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(lookout::config::MAX_FILE_BYTES + 1)
+        .unwrap();
+    for args in [
+        vec!["check-config", file.to_str().unwrap()],
+        vec!["--config.file", file.to_str().unwrap()],
+    ] {
+        let output = lookout().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("larger than 16 MiB"), "{args:?}: {stderr}");
+    }
+    // At start-up a pipe is read (up to the limit), as `--config.file <(...)` needs.
+    let output = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"printf 'modules:\n  one:\n    prober: tcp\n' | "$0" check-config /dev/stdin"#)
+        .arg(lookout().get_program())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
