@@ -296,10 +296,10 @@ async fn execute(
     options: ProbeOptions<'_>,
     log: Option<&ProbeLog>,
 ) -> (Report, Option<String>) {
-    let span = tracing::debug_span!("probe", module = %module.name, target);
-    if let Some(log) = log {
-        log.attach(&span);
-    }
+    let span = ProbeLog::span(
+        log,
+        || tracing::debug_span!("probe", module = %module.name, target),
+    );
     span.in_scope(|| {
         tracing::debug!(
             probe = module.config.prober.name(),

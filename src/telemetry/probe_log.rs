@@ -67,10 +67,23 @@ impl ProbeLog {
         }
     }
 
+    /// The span of a probe, made by `make`, with `log` (if any) attached:
+    /// the probe-log layer keeps the span only then, so a probe without a
+    /// log costs it nothing.
+    pub fn span(log: Option<&Self>, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+        WANTED.with(|wanted| wanted.set(log.is_some()));
+        let span = make();
+        WANTED.with(|wanted| wanted.set(false));
+        if let Some(log) = log {
+            log.attach(&span);
+        }
+        span
+    }
+
     /// Collects the events of `span` (and the spans inside it) from now on.
     /// Does nothing when the span is disabled or the subscriber does not
     /// keep spans in a [`Registry`] (no [`layer`] then either).
-    pub fn attach(&self, span: &tracing::Span) {
+    fn attach(&self, span: &tracing::Span) {
         span.with_subscriber(|(id, dispatch)| {
             if let Some(span) = dispatch
                 .downcast_ref::<Registry>()
@@ -144,6 +157,11 @@ fn wanted(metadata: &Metadata<'_>) -> bool {
         && (metadata.is_event() || metadata.name() == "probe")
 }
 
+thread_local! {
+    /// Set while [`ProbeLog::span`] makes the span of a probe with a log.
+    static WANTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 struct InProbe;
 
 impl<S> Filter<S> for InProbe
@@ -155,7 +173,7 @@ where
             return false;
         }
         if metadata.is_span() {
-            return true;
+            return WANTED.with(std::cell::Cell::get);
         }
         cx.lookup_current().is_some_and(|span| {
             span.scope()
@@ -295,10 +313,9 @@ mod tests {
     fn in_probe(log: Option<&ProbeLog>, f: impl FnOnce()) {
         let subscriber = Registry::default().with(layer());
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::debug_span!("probe", module = "m", target = "t");
-            if let Some(log) = log {
-                log.attach(&span);
-            }
+            let span = ProbeLog::span(log, || {
+                tracing::debug_span!("probe", module = "m", target = "t")
+            });
             span.in_scope(f);
         });
     }
