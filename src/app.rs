@@ -60,6 +60,8 @@ pub struct Settings {
     pub basic_auth_file: Option<PathBuf>,
     /// Token for bearer authentication.
     pub bearer_token_file: Option<PathBuf>,
+    /// Check the modules file this often and reload it when it changed.
+    pub auto_reload: Option<Duration>,
 }
 
 /// lookout with both listeners bound, not yet serving.
@@ -75,6 +77,7 @@ pub struct App {
     auth: Option<Arc<Auth>>,
     limits: Limits,
     timing: Timing,
+    auto_reload: Option<Duration>,
 }
 
 impl App {
@@ -115,6 +118,7 @@ impl App {
             tls,
             auth,
             limits: settings.limits,
+            auto_reload: settings.auto_reload,
             timing: Timing {
                 delay: settings.shutdown_delay,
                 drain: settings.drain_timeout,
@@ -143,6 +147,7 @@ impl App {
             auth,
             limits,
             timing,
+            auto_reload,
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -164,6 +169,18 @@ impl App {
         let warm_state = state.clone();
         let mut warm_up = tokio::spawn(async move { reload::warm_up(&warm_state, config).await });
         let mut warming = true;
+        let watching = auto_reload.and_then(|interval| match state.source() {
+            ConfigSource::File(_) => Some(tokio::spawn(server::auto_reload::run(
+                state.clone(),
+                interval,
+            ))),
+            ConfigSource::Embedded => {
+                tracing::warn!(
+                    "automatic reload needs --config.file; the embedded modules never change"
+                );
+                None
+            }
+        });
 
         let first = loop {
             tokio::select! {
@@ -186,6 +203,10 @@ impl App {
                 }
             }
         };
+        // No reloads while shutting down.
+        if let Some(watching) = watching {
+            watching.abort();
+        }
         Ok(shutdown::run(
             first,
             &mut control,

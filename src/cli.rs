@@ -22,6 +22,10 @@ pub const ENV_LISTEN: &str = "LOOKOUT_LISTEN";
 pub const ENV_ADMIN_LISTEN: &str = "LOOKOUT_ADMIN_LISTEN";
 /// Environment variable: modules file.
 pub const ENV_CONFIG: &str = "LOOKOUT_CONFIG";
+/// Environment variable: reload the modules file when it changes.
+pub const ENV_AUTO_RELOAD: &str = "LOOKOUT_CONFIG_AUTO_RELOAD";
+/// Environment variable: how often that is checked.
+pub const ENV_AUTO_RELOAD_INTERVAL: &str = "LOOKOUT_CONFIG_AUTO_RELOAD_INTERVAL";
 /// Environment variable: how long to keep serving after SIGTERM.
 pub const ENV_SHUTDOWN_DELAY: &str = "LOOKOUT_SHUTDOWN_DELAY";
 /// Environment variable: longest drain of in-flight requests.
@@ -80,6 +84,18 @@ pub struct Cli {
     /// Modules file in blackbox_exporter's blackbox.yml format [default: embedded modules].
     #[arg(long = "config.file", env = ENV_CONFIG, value_name = "FILE", global = true)]
     pub config_file: Option<PathBuf>,
+
+    /// Reload the modules file when it changes: read it every --config.auto-reload-interval and
+    /// reload when its SHA-256 differs (as blackbox_exporter 0.28). A file that does not load
+    /// keeps the modules in force and sets blackbox_exporter_config_last_reload_successful to 0.
+    #[arg(long = "config.enable-auto-reload", env = ENV_AUTO_RELOAD)]
+    pub config_enable_auto_reload: bool,
+
+    /// How often --config.enable-auto-reload reads the modules file: seconds, as blackbox_exporter
+    /// takes it, or a duration such as 10s or 1m.
+    #[arg(long = "config.auto-reload-interval", env = ENV_AUTO_RELOAD_INTERVAL, default_value = "30",
+          value_name = "SECONDS", value_parser = parse_interval)]
+    pub config_auto_reload_interval: std::time::Duration,
 
     /// After SIGTERM, keep serving this long (readiness already 503) before closing listeners.
     #[arg(long, env = ENV_SHUTDOWN_DELAY, default_value = "5s", value_name = "DURATION")]
@@ -184,6 +200,9 @@ pub enum Command {
         /// Probe deadline [default: the module's timeout, else 119.5s as /probe without a scrape timeout].
         #[arg(long, value_name = "DURATION")]
         timeout: Option<PromDuration>,
+        /// Also print the probe's log (every step, as /probe?debug=true shows it) to stderr.
+        #[arg(long)]
+        debug: bool,
     },
 }
 
@@ -214,6 +233,9 @@ impl Cli {
             },
             policy: self.policy(),
             tls: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
+            auto_reload: self
+                .config_enable_auto_reload
+                .then_some(self.config_auto_reload_interval),
             basic_auth_file: self.basic_auth_file.clone(),
             bearer_token_file: self.bearer_token_file.clone(),
         }
@@ -224,6 +246,25 @@ impl Cli {
         TargetPolicy::new(self.allow_targets.clone(), self.deny_targets.clone())
             .with_unix_sockets(self.allow_unix_sockets.clone())
     }
+}
+
+/// `--config.auto-reload-interval`: a whole number of seconds (blackbox_exporter's
+/// form) or a duration, from 100ms (each check reads the file) to a day.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let interval = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => text
+            .parse::<PromDuration>()
+            .map_err(|e| e.to_string())?
+            .into(),
+    };
+    if !(Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(&interval) {
+        return Err(format!(
+            "{text:?} is not between 100ms and 24h (a number alone is seconds)"
+        ));
+    }
+    Ok(interval)
 }
 
 /// What to do with a command line clap rejected or answered itself.
@@ -285,11 +326,14 @@ mod tests {
             ENV_SHUTDOWN_DELAY,
             ENV_DRAIN_TIMEOUT,
             ENV_LOG_FORMAT,
+            ENV_AUTO_RELOAD,
+            ENV_AUTO_RELOAD_INTERVAL,
             "RUST_LOG",
             "0.0.0.0:9115",
             "0.0.0.0:9090",
             "[default: 5s]",
             "[default: 20s]",
+            "[default: 30]",
         ] {
             assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
         }

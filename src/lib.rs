@@ -24,15 +24,15 @@ pub fn check_config(path: &std::path::Path) -> Result<Vec<String>, Error> {
     Ok(prober.module_names().map(str::to_owned).collect())
 }
 
-/// `lookout probe`: one probe with the configured modules, as /probe runs it.
-/// `deadline` overrides the module's timeout.
+/// `lookout probe`: one probe with the configured modules, as /probe runs it,
+/// its log kept. `deadline` overrides the module's timeout.
 pub async fn probe_once(
     source: &config::ConfigSource,
     module: &str,
     target: &str,
     deadline: Option<std::time::Duration>,
     policy: &prober::policy::TargetPolicy,
-) -> Result<prober::Report, Error> {
+) -> Result<prober::Logged, Error> {
     let config = source.load()?;
     let prober = prober::Modules::build(&config)?;
     let Some(prepared) = prober.module(module) else {
@@ -51,5 +51,5 @@ pub async fn probe_once(
         ticket: &ticket,
         matches: &matches,
     };
-    Ok(prober::run(prepared, target, deadline, options).await)
+    Ok(prober::run_logged(prepared, target, deadline, options).await)
 }

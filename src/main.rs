@@ -58,7 +58,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             ref target,
             ref module,
             timeout,
-        }) => probe(cli, target, module, timeout.map(Into::into)),
+            debug,
+        }) => probe(cli, target, module, timeout.map(Into::into), debug),
         None | Some(Command::Serve) => serve(cli),
     }
 }
@@ -68,13 +69,14 @@ fn probe(
     target: &str,
     module: &str,
     timeout: Option<std::time::Duration>,
+    debug: bool,
 ) -> anyhow::Result<ExitCode> {
     logging::init(cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(lookout::probe_once(
+    let logged = runtime.block_on(lookout::probe_once(
         &cli.config_source(),
         module,
         target,
@@ -82,13 +84,23 @@ fn probe(
         &cli.policy(),
     ))?;
     runtime.shutdown_background();
+    if debug {
+        let _ = std::io::stderr().write_all(logged.log.render().as_bytes());
+    }
     std::io::stdout()
-        .write_all(report.render().as_bytes())
+        .write_all(logged.report.render().as_bytes())
         .context("writing the metrics to stdout")?;
-    Ok(if report.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(match &logged.failure {
+        None => ExitCode::SUCCESS,
+        Some(reason) => {
+            // One line, whatever the target sent.
+            let reason: String = reason
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            eprintln!("lookout: probe failed: {reason}");
+            ExitCode::FAILURE
+        }
     })
 }
 

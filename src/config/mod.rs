@@ -23,6 +23,7 @@ use serde::Deserialize;
 mod binary;
 mod compression;
 mod dns;
+mod go_yaml;
 mod grpc;
 mod http;
 mod http3;
@@ -30,6 +31,7 @@ mod http_auth;
 mod icmp;
 mod pattern;
 mod query_response;
+mod show;
 mod tcp;
 mod tls;
 mod unix;
@@ -43,6 +45,7 @@ pub(crate) use self::{
     http::{HeaderMatch, HttpVersion},
     http_auth::{OAuth2, ProxyOptions, ProxyUrl},
     query_response::QueryResponse,
+    show::{config_yaml, module_yaml},
     tls::TlsVersion,
     values::IpProtocol,
 };
@@ -113,6 +116,14 @@ impl ConfigSource {
             Self::File(path) => Config::load(path),
         }
     }
+
+    /// Reads and checks the modules again for a reload (see [`read_text`]).
+    pub(crate) fn reload(&self) -> Result<Config, ConfigError> {
+        match self {
+            Self::Embedded => Config::embedded_default(),
+            Self::File(path) => Config::parse_file(path, &read_text(path, true)?),
+        }
+    }
 }
 
 /// The whole modules file.
@@ -122,6 +133,66 @@ pub struct Config {
     /// Probe modules by name, as `/probe?module=NAME` selects them.
     #[serde(default)]
     pub modules: BTreeMap<String, Module>,
+    /// SHA-256 of the text it was read from: automatic reloads compare it
+    /// with the file's, as blackbox_exporter does.
+    #[serde(skip)]
+    pub(crate) checksum: Option<Checksum>,
+}
+
+/// SHA-256 of a modules file's text.
+pub(crate) type Checksum = [u8; 32];
+
+/// The largest modules file lookout reads: real ones are a few KiB, and a
+/// file that grew without bound (or a device) must not take the memory.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// SHA-256 of `bytes`.
+pub(crate) fn checksum(bytes: &[u8]) -> Checksum {
+    let mut sum = [0; 32];
+    sum.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    sum
+}
+
+/// A modules file's text, at most [`MAX_FILE_BYTES`]. A reload reads only
+/// a regular file (or a symlink to one): a FIFO put in its place would
+/// block it, and every reload after it, for good. At start-up a pipe is
+/// fine (`--config.file <(...)`).
+pub(crate) fn read_text(path: &Path, reload: bool) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let read = |cause| ConfigError::Read {
+        path: path.to_owned(),
+        cause,
+    };
+    let too_large = || {
+        read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ))
+    };
+    let metadata = std::fs::metadata(path).map_err(read)?;
+    if reload && !metadata.is_file() {
+        return Err(read(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    // Refused unread when its size says so; a pipe's is read up to the limit.
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
 }
 
 /// One module: which prober runs and how.
@@ -172,16 +243,31 @@ pub(crate) enum ProberKind {
     Unix,
 }
 
+impl ProberKind {
+    /// The name the modules file gives it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+            Self::Dns => "dns",
+            Self::Icmp => "icmp",
+            Self::Grpc => "grpc",
+            Self::Unix => "unix",
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks a modules file; relative paths inside it are taken
     /// relative to the file's directory, as blackbox_exporter does.
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: path.to_owned(),
-            cause,
-        })?;
+        Self::parse_file(path, &read_text(path, false)?)
+    }
+
+    /// Checks `text`, read from the modules file at `path`.
+    pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, &path.display().to_string(), base)
+        Self::parse(text, &path.display().to_string(), base)
     }
 
     /// The embedded default modules.
@@ -201,6 +287,7 @@ impl Config {
         };
         config.validate(origin)?;
         config.resolve_paths(base);
+        config.checksum = Some(checksum(text.as_bytes()));
         Ok(config)
     }
 

@@ -52,6 +52,11 @@ impl Pattern {
         self.regex.is_match(haystack)
     }
 
+    /// The pattern as written.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
+
     /// Go's `FindSubmatchIndex`: the leftmost-first match's groups (0 is the
     /// whole match) as byte ranges, `None` for a group that did not take part.
     pub(crate) fn captures(&self, haystack: &[u8]) -> Option<Vec<Option<Range<usize>>>> {

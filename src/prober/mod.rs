@@ -7,6 +7,7 @@
 
 mod address;
 pub(crate) mod client_tls;
+mod debug_output;
 pub mod dns;
 mod grpc;
 mod http;
@@ -33,10 +34,14 @@ use tracing::Instrument as _;
 pub(crate) use self::http::module_host;
 use self::{client_tls::ClientTls, policy::TargetPolicy};
 pub use self::{
+    debug_output::CONTENT_TYPE as DEBUG_CONTENT_TYPE,
     limits::{MatchSlots, Ticket},
     report::Report,
 };
-use crate::config::{Config, IpProtocol, Module, ProberKind, TlsConfig};
+use crate::{
+    config::{Config, IpProtocol, Module, ProberKind, TlsConfig},
+    telemetry::probe_log::ProbeLog,
+};
 
 /// ALPN offer of the http prober: HTTP/2 first unless the module disables it.
 const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -300,7 +305,54 @@ pub async fn run(
     deadline: Duration,
     options: ProbeOptions<'_>,
 ) -> Report {
-    let span = tracing::debug_span!("probe", module = %module.name, target);
+    execute(module, target, deadline, options, None).await.0
+}
+
+/// A probe run with its log kept: `/probe?debug=true` and `lookout probe`.
+#[derive(Debug)]
+pub struct Logged {
+    /// The metrics.
+    pub report: Report,
+    /// Every step the probe logged.
+    pub log: ProbeLog,
+    /// Why it failed, in one line; `None` when it succeeded.
+    pub failure: Option<String>,
+}
+
+/// Runs one probe as [`run`] does, keeping its log.
+pub async fn run_logged(
+    module: &PreparedModule,
+    target: &str,
+    deadline: Duration,
+    options: ProbeOptions<'_>,
+) -> Logged {
+    let log = ProbeLog::new(&module.name, target);
+    let (report, failure) = execute(module, target, deadline, options, Some(&log)).await;
+    Logged {
+        report,
+        log,
+        failure,
+    }
+}
+
+async fn execute(
+    module: &PreparedModule,
+    target: &str,
+    deadline: Duration,
+    options: ProbeOptions<'_>,
+    log: Option<&ProbeLog>,
+) -> (Report, Option<String>) {
+    let span = ProbeLog::span(
+        log,
+        || tracing::debug_span!("probe", module = %module.name, target),
+    );
+    span.in_scope(|| {
+        tracing::debug!(
+            probe = module.config.prober.name(),
+            timeout_seconds = deadline.as_secs_f64(),
+            "Beginning probe"
+        );
+    });
     let mut report = Report::default();
     let start = Instant::now();
     let probing = async {
@@ -324,15 +376,27 @@ pub async fn run(
     let outcome = tokio::time::timeout(deadline, probing.instrument(span.clone()))
         .await
         .unwrap_or_else(|_| Err(format!("timeout after {} ms", deadline.as_millis())));
-    let success = match outcome {
-        Ok(success) => success,
+    let seconds = start.elapsed().as_secs_f64();
+    let failure = match outcome {
+        Ok(true) => {
+            span.in_scope(|| tracing::debug!(duration_seconds = seconds, "Probe succeeded"));
+            None
+        }
+        Ok(false) => {
+            // The check that failed logged why, as the latest event.
+            let reason = log.and_then(ProbeLog::last_event);
+            span.in_scope(|| tracing::debug!(duration_seconds = seconds, "Probe failed"));
+            Some(reason.unwrap_or_else(|| "a check failed".to_owned()))
+        }
         Err(reason) => {
-            span.in_scope(|| tracing::debug!(%reason, "probe failed"));
-            false
+            span.in_scope(|| {
+                tracing::debug!(duration_seconds = seconds, %reason, "Probe failed");
+            });
+            Some(reason)
         }
     };
-    report.finish(success, start.elapsed().as_secs_f64());
-    report
+    report.finish(failure.is_none(), seconds);
+    (report, failure)
 }
 
 #[cfg(test)]

@@ -29,6 +29,11 @@ pub(super) async fn choose_protocol(
     report.set(DNS_LOOKUP, 0.0);
     report.set(IP_PROTOCOL, 0.0);
     report.set(IP_ADDR_HASH, 0.0);
+    let ip_protocol = match preferred {
+        IpProtocol::Ip4 => "ip4",
+        IpProtocol::Ip6 => "ip6",
+    };
+    tracing::debug!(target = host, ip_protocol, "Resolving target address");
     let start = Instant::now();
     let result = lookup(host, ticket)
         .await
@@ -36,7 +41,10 @@ pub(super) async fn choose_protocol(
     let elapsed = start.elapsed();
     // Set on failure too, as blackbox_exporter's deferred update does.
     report.set(DNS_LOOKUP, elapsed.as_secs_f64());
-    let ip = result?;
+    let ip = result.inspect_err(|err| {
+        tracing::debug!(target = host, ip_protocol, %err, "Resolution with IP protocol failed");
+    })?;
+    tracing::debug!(target = host, %ip, "Resolved target address");
     report.set(IP_PROTOCOL, if ip.is_ipv4() { 4.0 } else { 6.0 });
     report.set(IP_ADDR_HASH, f64::from(ip_hash(ip)));
     Ok((ip, elapsed))

@@ -43,6 +43,11 @@ async fn run(
         )
         .await?;
     let addr = SocketAddr::new(ip, port_number(port)?);
+    if config.tls {
+        tracing::debug!("Dialing TCP with TLS");
+    } else {
+        tracing::debug!("Dialing TCP without TLS");
+    }
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -56,6 +61,7 @@ async fn run(
     } else {
         Box::new(stream)
     };
+    tracing::debug!("Successfully dialed");
     let connection = Connection {
         stream,
         server_name: Some(name),

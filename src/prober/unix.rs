@@ -22,6 +22,11 @@ pub(super) async fn probe(
 ) -> Result<(), String> {
     let config = &module.config.unix;
     options.policy.check_unix_socket(target)?;
+    if config.tls {
+        tracing::debug!("Dialing unix with TLS");
+    } else {
+        tracing::debug!("Dialing unix without TLS");
+    }
     let stream = UnixStream::connect(target).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!("permission denied connecting to unix socket {target}: {e}")
@@ -41,6 +46,7 @@ pub(super) async fn probe(
     } else {
         Box::new(stream)
     };
+    tracing::debug!("Successfully dialed");
     // A `starttls` step has no such default: Go's tls.Client gets the
     // configured name only.
     let connection = Connection {

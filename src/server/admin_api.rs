@@ -4,6 +4,7 @@
 //! - `GET /readyz`: 200 once warm, until shutdown begins, and while the probe
 //!   listener answers; 503 otherwise.
 //! - `GET /metrics`: lookout's own metrics (OpenMetrics text).
+//! - `GET /config`: the modules in force, as blackbox_exporter prints them.
 //! - `POST /-/reload`: reload the modules file, as SIGHUP does.
 
 use axum::{
@@ -14,7 +15,7 @@ use axum::{
     Router,
 };
 
-use super::{readiness::NotReady, reload, state::AppState};
+use super::{config_api, readiness::NotReady, reload, state::AppState};
 
 /// The admin routes (`server::instrument` adds logging, metrics and auth).
 pub(crate) fn router(state: AppState) -> Router {
@@ -22,6 +23,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/config", get(config_api::config))
         .route("/-/reload", post(reload))
         .with_state(state)
 }

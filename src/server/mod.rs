@@ -8,7 +8,8 @@
 //! probe limit and the memory budget ([`state`]) and runs the probe
 //! (`crate::prober`); the exposition goes back the same way. The admin
 //! listener serves [`admin_api`]: liveness, [`readiness`], lookout's own
-//! metrics and [`reload`]s. [`shutdown`] stops both in order.
+//! metrics, the modules in force ([`config_api`]) and [`reload`]s, also
+//! [`auto_reload`]ed when the file changes. [`shutdown`] stops both in order.
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use axum::{middleware, Router};
 pub(crate) mod access;
 pub(crate) mod access_log;
 pub(crate) mod admin_api;
+pub(crate) mod auto_reload;
+pub(crate) mod config_api;
 pub(crate) mod listener;
 pub mod probe_api;
 pub(crate) mod readiness;

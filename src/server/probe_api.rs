@@ -18,6 +18,7 @@ use super::state::AppState;
 use crate::{
     prober::{self, report, Modules, PreparedModule, ProbeOptions, Ticket},
     telemetry::metrics::{ModuleLabels, ProbeLabels, RejectLabels},
+    telemetry::probe_log,
 };
 
 /// Prometheus announces its scrape timeout in this header.
@@ -43,6 +44,8 @@ pub struct ProbeRequest {
     pub hostname: Option<String>,
     /// Prometheus' scrape timeout, when it sent one.
     pub scrape_timeout: Option<f64>,
+    /// `debug=true`: answer with the probe's log, metrics and module.
+    pub debug: bool,
 }
 
 /// Why a `/probe` request was refused, with blackbox_exporter's status and text.
@@ -125,6 +128,11 @@ impl ProbeRequest {
             target: target.to_owned(),
             hostname: hostname.map(str::to_owned),
             scrape_timeout,
+            // Exactly `true`, as blackbox_exporter compares it.
+            debug: params
+                .iter()
+                .find(|(k, _)| k == "debug")
+                .is_some_and(|(_, v)| v == "true"),
         })
     }
 }
@@ -207,7 +215,13 @@ async fn probe(
             ),
         );
     };
-    let Some(memory) = state.try_memory(module.memory_cost) else {
+    // A debug probe also holds its log and the text made of it.
+    let cost = if request.debug {
+        module.memory_cost + 2 * probe_log::MAX_BYTES as u64
+    } else {
+        module.memory_cost
+    };
+    let Some(memory) = state.try_memory(cost) else {
         return refuse(
             "memory",
             format!(
@@ -217,12 +231,7 @@ async fn probe(
         );
     };
     // Held by the probe and by any blocking work it leaves behind.
-    let ticket = Ticket::new(
-        slot,
-        memory,
-        module.memory_cost,
-        metrics.probe_memory_reserved.clone(),
-    );
+    let ticket = Ticket::new(slot, memory, cost, metrics.probe_memory_reserved.clone());
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
     let started = std::time::Instant::now();
     let deadline = prober::timeout(request.scrape_timeout, &module.config);
@@ -232,7 +241,16 @@ async fn probe(
         ticket: &ticket,
         matches: state.matches(),
     };
-    let report = prober::run(module, &request.target, deadline, options).await;
+    let (report, debug_output) = if request.debug {
+        let logged = prober::run_logged(module, &request.target, deadline, options).await;
+        let text = logged.debug_output(module, request.hostname.as_deref());
+        (logged.report, Some(text))
+    } else {
+        (
+            prober::run(module, &request.target, deadline, options).await,
+            None,
+        )
+    };
     drop(in_flight);
     drop(ticket);
     if let Some(reason) = report.refused() {
@@ -256,11 +274,14 @@ async fn probe(
             },
         })
         .inc();
-    (
-        [(header::CONTENT_TYPE, report::CONTENT_TYPE)],
-        report.render(),
-    )
-        .into_response()
+    match debug_output {
+        Some(text) => ([(header::CONTENT_TYPE, prober::DEBUG_CONTENT_TYPE)], text).into_response(),
+        None => (
+            [(header::CONTENT_TYPE, report::CONTENT_TYPE)],
+            report.render(),
+        )
+            .into_response(),
+    }
 }
 
 /// Counts a probe in flight until dropped, also when the client hangs up
@@ -292,8 +313,9 @@ async fn index() -> Html<&'static str> {
         env!("CARGO_PKG_VERSION"),
         ".</p>\n<ul>\n",
         "<li><a href=\"/probe?target=prometheus.io&amp;module=http_2xx\">/probe?target=...&amp;module=...</a>: run a probe</li>\n",
+        "<li><a href=\"/probe?target=prometheus.io&amp;module=http_2xx&amp;debug=true\">/probe?target=...&amp;module=...&amp;debug=true</a>: run a probe and show its log</li>\n",
         "<li><a href=\"/-/healthy\">/-/healthy</a>: health</li>\n",
-        "</ul>\n<p>Admin listener: /healthz, /readyz, /metrics, POST /-/reload.</p>\n",
+        "</ul>\n<p>Admin listener: /healthz, /readyz, /metrics, /config, POST /-/reload.</p>\n",
         "</body></html>\n"
     ))
 }

@@ -6,7 +6,7 @@ use tokio::sync::Semaphore;
 
 use super::readiness::{Health, ListenerCheck};
 use crate::{
-    config::ConfigSource,
+    config::{Checksum, ConfigSource},
     prober::{policy::TargetPolicy, MatchSlots, Modules},
     telemetry::metrics::Metrics,
 };
@@ -21,6 +21,8 @@ struct Shared {
     metrics: Metrics,
     source: ConfigSource,
     prober: RwLock<Option<Arc<Modules>>>,
+    /// SHA-256 of the file the modules in force came from.
+    checksum: std::sync::Mutex<Option<Checksum>>,
     /// Serialises reloads so SIGHUP and POST /-/reload cannot interleave.
     reload: tokio::sync::Mutex<()>,
     /// One permit per probe that may run at once.
@@ -64,6 +66,7 @@ impl AppState {
             metrics,
             source,
             prober: RwLock::new(None),
+            checksum: std::sync::Mutex::new(None),
             reload: tokio::sync::Mutex::new(()),
             probe_permits: Arc::new(Semaphore::new(limits.max_probes)),
             max_probes: limits.max_probes,
@@ -155,6 +158,24 @@ impl AppState {
             .prober
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(prober));
+    }
+
+    /// SHA-256 of the file the modules in force came from.
+    pub(crate) fn checksum(&self) -> Option<Checksum> {
+        *self
+            .0
+            .checksum
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the file the modules in force came from.
+    pub(crate) fn set_checksum(&self, checksum: Option<Checksum>) {
+        *self
+            .0
+            .checksum
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = checksum;
     }
 
     /// Held while a reload runs.

@@ -12,9 +12,11 @@ use tracing::Dispatch;
 use tracing_subscriber::{
     filter::{LevelFilter, Targets},
     fmt::MakeWriter,
-    layer::SubscriberExt as _,
+    layer::{Layer, SubscriberExt as _},
+    Registry,
 };
 
+use super::probe_log;
 use crate::Error;
 
 /// Environment variable holding the log filter.
@@ -60,21 +62,22 @@ where
             .map_err(|e| Error::LogFilter(format!("{directives:?}: {e}")))?,
         _ => Targets::new().with_default(LevelFilter::INFO),
     };
-    // The filter above decides; the builder's own INFO cap would hide debug
-    // lines whatever RUST_LOG says.
-    let builder = tracing_subscriber::fmt()
+    // Each layer has its own filter: RUST_LOG decides what reaches the
+    // writer, and a probe's log takes its debug events whatever RUST_LOG says.
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_max_level(LevelFilter::TRACE)
         .with_ansi(ansi);
-    Ok(match format {
-        LogFormat::Text => Dispatch::new(builder.with_target(false).finish().with(filter)),
-        LogFormat::Json => Dispatch::new(
-            builder
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Text => Box::new(lines.with_target(false).with_filter(filter)),
+        LogFormat::Json => Box::new(
+            lines
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
-                .finish()
-                .with(filter),
+                .with_filter(filter),
         ),
-    })
+    };
+    Ok(Dispatch::new(
+        Registry::default().with(lines).with(probe_log::layer()),
+    ))
 }

@@ -825,7 +825,7 @@ fn an_empty_scrape_timeout_header_is_no_header() {
 fn debug_logs_are_enabled_by_rust_log_and_text_logs_have_no_colour() {
     let app = app_with_env(&[], &[("RUST_LOG", "debug"), ("LOG_FORMAT", "json")]);
     probe(&app, "http_2xx", &format!("http://{}/", world().closed));
-    let line = app.log_line("probe failed");
+    let line = app.log_line("Probe failed");
     assert!(line.contains("\"level\":\"DEBUG\""), "{line}");
     assert!(
         line.contains("connecting to"),

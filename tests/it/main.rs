@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
+mod auto_reload;
 mod cli;
 mod compression;
 mod credentials;
+mod debug_output;
 mod differential;
 mod dns;
 mod grpc;

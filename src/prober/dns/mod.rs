@@ -115,6 +115,12 @@ pub(super) async fn probe(
     let server_name = config.tls_config.server_name.as_deref().unwrap_or(host);
     let id = random_id()?;
     let query = message::query(config, id, tcp)?;
+    tracing::debug!(
+        target = %ip,
+        dial_protocol = if tcp { "tcp" } else { "udp" },
+        query = config.query_name.as_str(),
+        "Making DNS query"
+    );
     let mut timing = Timing::start(report);
     let exchanged = async {
         let port = server_port(port, config.transport_protocol)?;
@@ -128,6 +134,7 @@ pub(super) async fn probe(
     .await;
     drop(timing);
     let (reply, response) = exchanged?;
+    tracing::debug!(rcode = response.rcode, "Got response");
 
     report.set(ANSWER_RRS, response.sections[0].1 as f64);
     report.set(AUTHORITY_RRS, response.sections[1].1 as f64);

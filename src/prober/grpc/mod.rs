@@ -122,6 +122,11 @@ pub(super) async fn probe(
         started,
         recorded: false,
     };
+    tracing::debug!(
+        tls = module.config.grpc.tls,
+        service = module.config.grpc.service.as_str(),
+        "Checking the gRPC health service"
+    );
     let outcome = call::check(module, &target, ip).await;
     let success = match &outcome {
         Ok(answer) if answer.serving_status == wire::SERVING => true,

@@ -61,6 +61,13 @@ pub(super) async fn round_trip(
     if let Some(ip) = hop.ip {
         policy.check(hop.url.hostname(), ip)?;
     }
+    // Without the URL's user and password: the log may be shown to anyone.
+    tracing::debug!(
+        url = %format_args!("{}://{}{}", hop.url.scheme(), hop.url.authority(), hop.url.request_uri()),
+        host = hop.host_override.as_deref().unwrap_or_else(|| hop.url.authority()),
+        "Making HTTP request"
+    );
+
     let start = Instant::now();
     let (mut tcp, addr) = match (&hop.via, hop.ip) {
         (Some(via), _) => via.dial(policy).await?,
@@ -105,6 +112,10 @@ pub(super) async fn round_trip(
         (response, None, connection, sent)
     };
     let responded_at = Instant::now();
+    tracing::debug!(
+        status_code = request_h2.status().as_u16(),
+        "Received HTTP response"
+    );
     report.add_labeled(
         HTTP_DURATION,
         &["processing"],

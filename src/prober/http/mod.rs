@@ -222,7 +222,9 @@ async fn run(
         // count stands even if a later hop fails.
         redirects += 1;
         report.set(HTTP_REDIRECTS, f64::from(redirects));
+        tracing::debug!(location, "Received redirect");
         if !config.follows_redirects() || redirects > MAX_REDIRECTS {
+            tracing::debug!("Not following redirect");
             break (exchange, true);
         }
         hop = next_hop(module, hop, &location, status, &host, options, report).await?;
