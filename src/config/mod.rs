@@ -30,6 +30,7 @@ mod tls;
 mod unix;
 mod validate;
 mod values;
+mod web;
 mod yaml;
 
 pub use self::{
@@ -42,12 +43,17 @@ pub use self::{
     tls::TlsConfig,
     unix::UnixProbe,
     values::{ByteSize, ParseDurationError, PromDuration},
+    web::WebConfig,
 };
 pub(crate) use self::{
     dns::{RrValidator, Transport, CLASSES, TYPES},
     http::{HeaderMatch, HttpVersion},
     tls::TlsVersion,
     values::IpProtocol,
+    web::{
+        CipherSuite, ClientAuth, Curve, PasswordHash, Pem, RateLimit, TlsServer,
+        TlsVersion as ServerTlsVersion,
+    },
 };
 
 /// The modules file used when none is given: blackbox_exporter's example module

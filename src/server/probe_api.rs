@@ -225,7 +225,11 @@ async fn probe(
     );
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
     let started = std::time::Instant::now();
-    let deadline = prober::timeout(request.scrape_timeout, &module.config);
+    let deadline = prober::timeout_with_offset(
+        request.scrape_timeout,
+        &module.config,
+        state.timeout_offset(),
+    );
     let options = ProbeOptions {
         hostname: request.hostname.as_deref(),
         policy: state.policy(),
@@ -293,7 +297,7 @@ async fn index() -> Html<&'static str> {
         ".</p>\n<ul>\n",
         "<li><a href=\"/probe?target=prometheus.io&amp;module=http_2xx\">/probe?target=...&amp;module=...</a>: run a probe</li>\n",
         "<li><a href=\"/-/healthy\">/-/healthy</a>: health</li>\n",
-        "</ul>\n<p>Admin listener: /healthz, /readyz, /metrics, POST /-/reload.</p>\n",
+        "</ul>\n<p>Also /healthz, /readyz, /metrics and POST /-/reload: on the admin listener, or here with --web.listen-address.</p>\n",
         "</body></html>\n"
     ))
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
+mod blackbox_flags;
 mod cli;
 mod credentials;
 mod differential;
@@ -21,3 +22,4 @@ mod probe;
 mod reload;
 mod support;
 mod targets;
+mod web_config;
