@@ -1,9 +1,8 @@
 //! The service as a value. [`App::bind`] takes parsed settings and modules,
 //! binds both listeners (or, with `--web.listen-address`, the one that serves
 //! blackbox_exporter's endpoints all together) and reports their addresses;
-//! [`App::run`] serves
-//! until its [`Control`] says stop: `main.rs` feeds it the process's signals,
-//! tests a channel of their own.
+//! [`App::run`] serves until its [`Control`] says stop: `main.rs` feeds it the
+//! process's signals, tests a channel of their own.
 //!
 //! Order matters for operators: the configuration was parsed before we get
 //! here (bad input never binds a port); then both ports are bound and answer

@@ -12,6 +12,9 @@
 //! `/healthz`, `/readyz` and `/-/healthy` stay open: the kubelet probes the
 //! first two without credentials, readiness asks the probe listener for the
 //! third (see `readiness`), and none of them reveals anything.
+//!
+//! These are the shorthand flags; `--web.config.file` (`web_access`) takes
+//! their place, with the same credential parsing and the same open paths.
 
 use std::{
     collections::HashMap,

@@ -471,20 +471,33 @@ fn each_client_auth_type_asks_and_checks_as_go_does() {
     let member = clients.leaf(&["member"], (2020, 2040));
     let stranger = self_signed("stranger");
     // Who gets in: (no certificate, the CA's member, a self-signed stranger).
-    for (auth, ca_file, admitted) in [
-        ("NoClientCert", false, (true, true, true)),
-        ("RequestClientCert", false, (true, true, true)),
-        ("RequireAnyClientCert", false, (false, true, true)),
-        ("RequireClientCert", false, (false, true, true)),
-        ("VerifyClientCertIfGiven", true, (true, true, false)),
-        ("RequireAndVerifyClientCert", true, (false, true, false)),
+    for (auth, extra, admitted) in [
+        ("NoClientCert", "", (true, true, true)),
+        ("RequestClientCert", "", (true, true, true)),
+        ("RequireAnyClientCert", "", (false, true, true)),
+        ("RequireClientCert", "", (false, true, true)),
+        (
+            "RequireAnyClientCert",
+            "  max_version: TLS12\n",
+            (false, true, true),
+        ),
+        (
+            "VerifyClientCertIfGiven",
+            "  client_ca_file: client-ca.pem\n",
+            (true, true, false),
+        ),
+        (
+            "RequireAndVerifyClientCert",
+            "  client_ca_file: client-ca.pem\n",
+            (false, true, false),
+        ),
+        (
+            "RequireAndVerifyClientCert",
+            "  client_ca_file: client-ca.pem\n  max_version: TLS12\n",
+            (false, true, false),
+        ),
     ] {
-        let ca = if ca_file {
-            "  client_ca_file: client-ca.pem\n"
-        } else {
-            ""
-        };
-        let web = files.web(&tls_block(&format!("  client_auth_type: {auth}\n{ca}")));
+        let web = files.web(&tls_block(&format!("  client_auth_type: {auth}\n{extra}")));
         let app = spawn_app(&["--web.config.file", &web], &[]);
         let gets_in = |identity: Option<&Leaf>| {
             Client::any(pki.ca.der(), identity)
@@ -498,8 +511,19 @@ fn each_client_auth_type_asks_and_checks_as_go_does() {
                 gets_in(Some(&stranger))
             ),
             admitted,
-            "{auth}"
+            "{auth} {extra}"
         );
+        // Readiness checks the listener without a certificate: a refusal
+        // for want of one still shows the listener answers.
+        let member_client = Client::any(pki.ca.der(), Some(&member));
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while member_client.get(app.admin, "/readyz", &[]).unwrap().status != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{auth} {extra}: never ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
