@@ -242,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn right_wrong_and_unknown_are_told_apart_and_remembered() {
+    fn unknown_users_cost_a_bcrypt_as_known_ones_do_and_verdicts_are_remembered() {
         let check = PasswordCheck::new(Family::default()).unwrap();
         let users = BTreeMap::from([("alice".to_owned(), hash("s3cret"))]);
         let decoy = users["alice"].clone();
