@@ -1,7 +1,8 @@
 //! The service as a value. [`App::bind`] takes parsed settings and modules,
-//! binds both listeners and reports their addresses; [`App::run`] serves
-//! until its [`Control`] says stop: `main.rs` feeds it the process's signals,
-//! tests a channel of their own.
+//! binds both listeners (or, with `--web.listen-address`, the one that serves
+//! blackbox_exporter's endpoints all together) and reports their addresses;
+//! [`App::run`] serves until its [`Control`] says stop: `main.rs` feeds it the
+//! process's signals, tests a channel of their own.
 //!
 //! Order matters for operators: the configuration was parsed before we get
 //! here (bad input never binds a port); then both ports are bound and answer
@@ -10,7 +11,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use rustls::ServerConfig;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -19,11 +19,13 @@ use crate::{
     server::{
         self,
         access::{Auth, ListenerTls},
-        listener::Limits,
+        listen_address::{self, ListenAddress},
+        listener::{Limits, ServerTls},
         readiness::ListenerCheck,
         reload,
         shutdown::{self, Timing},
         state::{AppState, ProbeLimits},
+        web_access::WebAccess,
     },
     Error,
 };
@@ -62,18 +64,29 @@ pub struct Settings {
     pub bearer_token_file: Option<PathBuf>,
     /// Check the modules file this often and reload it when it changed.
     pub auto_reload: Option<Duration>,
+    /// `--web.listen-address`: serve every endpoint on this one address
+    /// instead of `listen` and `admin_listen`, as blackbox_exporter does.
+    pub web_listen: Option<ListenAddress>,
+    /// `--web.config.file`: exporter-toolkit's TLS, users, headers and rate
+    /// limit for the listeners (instead of `tls`, `basic_auth_file` and
+    /// `bearer_token_file`, which the command line keeps apart from it).
+    pub web_config_file: Option<PathBuf>,
+    /// Seconds subtracted from Prometheus' scrape timeout (`--timeout-offset`).
+    pub timeout_offset: f64,
 }
 
-/// lookout with both listeners bound, not yet serving.
+/// lookout with its listeners bound, not yet serving.
 #[derive(Debug)]
 pub struct App {
     state: AppState,
     config: Config,
+    /// The probe listener, or the one listener of `--web.listen-address`.
     probe: TcpListener,
-    admin: TcpListener,
+    /// The admin listener; `None` with `--web.listen-address`.
+    admin: Option<TcpListener>,
     probe_addr: SocketAddr,
     admin_addr: SocketAddr,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     auth: Option<Arc<Auth>>,
     limits: Limits,
     timing: Timing,
@@ -89,25 +102,34 @@ impl App {
         source: ConfigSource,
         config: Config,
     ) -> Result<Self, Error> {
-        let tls = match &settings.tls {
-            Some((cert, key)) => Some(
-                Arc::new(ListenerTls::new(cert.clone(), key.clone()).map_err(Error::Access)?)
+        let state = AppState::new(source, settings.probe_limits, settings.policy.clone());
+        state.set_timeout_offset(settings.timeout_offset);
+        let (tls, auth) = match &settings.web_config_file {
+            Some(path) => {
+                let web = Arc::new(
+                    WebAccess::load(path.clone(), state.metrics().basic_auth_checks.clone())
+                        .map_err(Error::Access)?,
+                );
+                let tls = web
                     .server_config()
-                    .map_err(Error::Access)?,
-            ),
-            None => None,
+                    .is_some()
+                    .then(|| ServerTls::Web(Arc::clone(&web)));
+                (tls, Some(Arc::new(Auth::Web(web))))
+            }
+            None => (fixed_tls(&settings)?, flag_auth(&settings)?),
         };
-        let auth = match (&settings.basic_auth_file, &settings.bearer_token_file) {
-            (Some(users), _) => Some(Arc::new(Auth::basic(users.clone()).map_err(Error::Access)?)),
-            (None, Some(token)) => Some(Arc::new(
-                Auth::bearer(token.clone()).map_err(Error::Access)?,
-            )),
-            (None, None) => None,
+        let (probe, probe_addr, admin, admin_addr) = match &settings.web_listen {
+            Some(address) => {
+                let (web, addr) = bind(address, "web").await?;
+                (web, addr, None, addr)
+            }
+            None => {
+                let (probe, probe_addr) = bind(&settings.listen.into(), "probe").await?;
+                let (admin, admin_addr) = bind(&settings.admin_listen.into(), "admin").await?;
+                (probe, probe_addr, Some(admin), admin_addr)
+            }
         };
-        let state = AppState::new(source, settings.probe_limits, settings.policy);
-        let (probe, probe_addr) = bind(settings.listen, "probe").await?;
         state.set_probe_listener(ListenerCheck::new(probe_addr, tls.is_some()));
-        let (admin, admin_addr) = bind(settings.admin_listen, "admin").await?;
         Ok(Self {
             state,
             config,
@@ -131,7 +153,8 @@ impl App {
         self.probe_addr
     }
 
-    /// Where the admin listener listens.
+    /// Where the admin listener listens (the probe listener's address with
+    /// `--web.listen-address`).
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
     }
@@ -161,10 +184,13 @@ impl App {
                 stop_rx.clone(),
             ))
         };
-        let servers = vec![
-            spawn(probe, server::probe_api::router(state.clone())),
-            spawn(admin, server::admin_api::router(state.clone())),
-        ];
+        let servers = match admin {
+            Some(admin) => vec![
+                spawn(probe, server::probe_api::router(state.clone())),
+                spawn(admin, server::admin_api::router(state.clone())),
+            ],
+            None => vec![spawn(probe, server::blackbox_routes(state.clone()))],
+        };
 
         let warm_state = state.clone();
         let mut warm_up = tokio::spawn(async move { reload::warm_up(&warm_state, config).await });
@@ -219,16 +245,43 @@ impl App {
     }
 }
 
+/// The listeners' TLS of `--tls-cert-file` and `--tls-key-file`.
+fn fixed_tls(settings: &Settings) -> Result<Option<ServerTls>, Error> {
+    let Some((cert, key)) = &settings.tls else {
+        return Ok(None);
+    };
+    let tls = Arc::new(ListenerTls::new(cert.clone(), key.clone()).map_err(Error::Access)?);
+    Ok(Some(ServerTls::Fixed(
+        tls.server_config().map_err(Error::Access)?,
+    )))
+}
+
+/// The authentication of `--basic-auth-file` or `--bearer-token-file`.
+fn flag_auth(settings: &Settings) -> Result<Option<Arc<Auth>>, Error> {
+    Ok(
+        match (&settings.basic_auth_file, &settings.bearer_token_file) {
+            (Some(users), _) => Some(Arc::new(Auth::basic(users.clone()).map_err(Error::Access)?)),
+            (None, Some(token)) => Some(Arc::new(
+                Auth::bearer(token.clone()).map_err(Error::Access)?,
+            )),
+            (None, None) => None,
+        },
+    )
+}
+
 async fn bind(
-    addr: SocketAddr,
+    address: &ListenAddress,
     listener: &'static str,
 ) -> Result<(TcpListener, SocketAddr), Error> {
-    let bound = TcpListener::bind(addr)
-        .await
-        .map_err(|cause| Error::Bind { addr, cause })?;
-    let local = bound
-        .local_addr()
-        .map_err(|cause| Error::Bind { addr, cause })?;
+    let failed = |cause| match address {
+        ListenAddress::Ip(addr) => Error::Bind { addr: *addr, cause },
+        other => Error::Listen {
+            addr: other.to_string(),
+            cause,
+        },
+    };
+    let bound = listen_address::bind(address).await.map_err(failed)?;
+    let local = bound.local_addr().map_err(failed)?;
     tracing::info!(listener, addr = %local, "listening");
     Ok((bound, local))
 }

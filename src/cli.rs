@@ -1,5 +1,13 @@
 //! The command line. Every flag also reads an environment variable, shown in
 //! `--help` with its default; flags win over the environment.
+//!
+//! blackbox_exporter's own flags work unchanged (its Helm chart, Dockerfile and
+//! the Prometheus documentation pass them): `--config.file`, `--config.check`,
+//! `--web.listen-address`, `--web.config.file`, `--log.level`, `--log.format`,
+//! `--timeout-offset`. Where lookout has a spelling of its own for the same
+//! thing (`--listen`/`--admin-listen`, `--tls-cert-file` and the credential
+//! files, `--log-format`), giving both, by flag or environment, is an error
+//! naming them: there is no rule of which wins to remember.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -12,8 +20,8 @@ use crate::{
         policy::{Rule, TargetPolicy},
         DEFAULT_MODULE,
     },
-    server::{listener::Limits, state::ProbeLimits},
-    telemetry::logging::LogFormat,
+    server::{listen_address::ListenAddress, listener::Limits, state::ProbeLimits},
+    telemetry::logging::{LogFormat, LogLevel},
 };
 
 /// Environment variable: probe API address.
@@ -58,6 +66,14 @@ pub const ENV_TLS_KEY_FILE: &str = "LOOKOUT_TLS_KEY_FILE";
 pub const ENV_BASIC_AUTH_FILE: &str = "LOOKOUT_BASIC_AUTH_FILE";
 /// Environment variable: bearer token.
 pub const ENV_BEARER_TOKEN_FILE: &str = "LOOKOUT_BEARER_TOKEN_FILE";
+/// Environment variable: blackbox_exporter's single listen address.
+pub const ENV_WEB_LISTEN_ADDRESS: &str = "LOOKOUT_WEB_LISTEN_ADDRESS";
+/// Environment variable: exporter-toolkit web configuration file.
+pub const ENV_WEB_CONFIG_FILE: &str = "LOOKOUT_WEB_CONFIG_FILE";
+/// Environment variable: log level.
+pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
+/// Environment variable: seconds subtracted from the scrape timeout.
+pub const ENV_TIMEOUT_OFFSET: &str = "LOOKOUT_TIMEOUT_OFFSET";
 
 /// lookout: a Prometheus prober, compatible with blackbox_exporter.
 #[derive(Debug, Parser)]
@@ -65,7 +81,8 @@ pub const ENV_BEARER_TOKEN_FILE: &str = "LOOKOUT_BEARER_TOKEN_FILE";
     name = "lookout",
     version,
     about,
-    after_help = "Logging is filtered by RUST_LOG (default: info), e.g. RUST_LOG=lookout=debug.\n\
+    after_help = "Logging is filtered by --log.level (default: info) and RUST_LOG, e.g. RUST_LOG=lookout=debug;\n\
+                  --log.level sets the default level, RUST_LOG's target=level directives still apply.\n\
                   Signals: SIGTERM/SIGINT shut down gracefully (a second one exits at once); SIGHUP reloads the modules file.\n"
 )]
 pub struct Cli {
@@ -76,6 +93,13 @@ pub struct Cli {
     /// Address of the probe API (/probe, /-/healthy).
     #[arg(long, env = ENV_LISTEN, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
+
+    /// blackbox_exporter's one address (Go syntax: :9115, 0.0.0.0:9115, [::1]:9115, localhost:9115):
+    /// /probe, /metrics, /-/healthy, /-/reload, / and /healthz, /readyz all here, instead of
+    /// --listen and --admin-listen (giving both is an error).
+    #[arg(long = "web.listen-address", env = ENV_WEB_LISTEN_ADDRESS, value_name = "ADDR",
+          conflicts_with_all = ["listen", "admin_listen"])]
+    pub web_listen_address: Option<ListenAddress>,
 
     /// Address of the admin listener (/healthz, /readyz, /metrics, /-/reload).
     #[arg(long, env = ENV_ADMIN_LISTEN, default_value = DEFAULT_ADMIN_LISTEN, value_name = "ADDR")]
@@ -108,6 +132,30 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// blackbox_exporter's spelling of the log format (either this or --log-format/LOG_FORMAT).
+    #[arg(
+        long = "log.format",
+        value_enum,
+        value_name = "FORMAT",
+        conflicts_with = "log_format",
+        global = true
+    )]
+    pub blackbox_log_format: Option<BlackboxLogFormat>,
+
+    /// Log level [default: info, or RUST_LOG's].
+    #[arg(long = "log.level", env = ENV_LOG_LEVEL, value_enum, global = true)]
+    pub log_level: Option<LogLevel>,
+
+    /// Check the modules file (and --web.config.file) and exit: 0 valid, 1 invalid, as blackbox_exporter.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// Seconds subtracted from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) for
+    /// the probe's deadline, as blackbox_exporter's flag.
+    #[arg(long = "timeout-offset", env = ENV_TIMEOUT_OFFSET, default_value_t = crate::prober::TIMEOUT_OFFSET,
+          value_name = "SECONDS", value_parser = parse_offset, allow_negative_numbers = true)]
+    pub timeout_offset: f64,
 
     /// Most connections open at once on each listener; more wait in the kernel's backlog.
     #[arg(long, env = ENV_MAX_CONNECTIONS, default_value_t = 4096, value_name = "N",
@@ -177,6 +225,31 @@ pub struct Cli {
     /// Require `Authorization: Bearer TOKEN`; FILE holds the token (re-read when it changes).
     #[arg(long, env = ENV_BEARER_TOKEN_FILE, value_name = "FILE", help_heading = "Access control")]
     pub bearer_token_file: Option<PathBuf>,
+
+    /// exporter-toolkit's web configuration file, as blackbox_exporter reads it: TLS (with client
+    /// certificates), bcrypt-hashed basic_auth_users, response headers, rate_limit; re-read when it
+    /// or a file it names changes. Instead of the four flags above (giving both is an error).
+    #[arg(long = "web.config.file", env = ENV_WEB_CONFIG_FILE, value_name = "FILE",
+          conflicts_with_all = ["tls_cert_file", "tls_key_file", "basic_auth_file", "bearer_token_file"],
+          help_heading = "Access control")]
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// `--log.format`'s values, blackbox_exporter's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BlackboxLogFormat {
+    /// `key=value` pairs, one line per event.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A `--timeout-offset`: seconds, any finite number (blackbox_exporter's is a float too).
+fn parse_offset(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds (e.g. 0.5)"))
 }
 
 /// Subcommands.
@@ -238,7 +311,20 @@ impl Cli {
                 .then_some(self.config_auto_reload_interval),
             basic_auth_file: self.basic_auth_file.clone(),
             bearer_token_file: self.bearer_token_file.clone(),
+            web_listen: self.web_listen_address.clone(),
+            web_config_file: self.web_config_file.clone(),
+            timeout_offset: self.timeout_offset,
         }
+    }
+
+    /// The log format, whichever spelling gave it, and the log level.
+    pub fn logging(&self) -> (LogFormat, Option<LogLevel>) {
+        let format = match self.blackbox_log_format {
+            Some(BlackboxLogFormat::Logfmt) => LogFormat::Logfmt,
+            Some(BlackboxLogFormat::Json) => LogFormat::Json,
+            None => self.log_format,
+        };
+        (format, self.log_level)
     }
 
     /// The allow and deny lists.
@@ -328,6 +414,10 @@ mod tests {
             ENV_LOG_FORMAT,
             ENV_AUTO_RELOAD,
             ENV_AUTO_RELOAD_INTERVAL,
+            ENV_LOG_LEVEL,
+            ENV_WEB_LISTEN_ADDRESS,
+            ENV_WEB_CONFIG_FILE,
+            ENV_TIMEOUT_OFFSET,
             "RUST_LOG",
             "0.0.0.0:9115",
             "0.0.0.0:9090",

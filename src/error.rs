@@ -38,6 +38,14 @@ pub enum Error {
         /// What the OS said.
         cause: io::Error,
     },
+    /// `--web.listen-address` could not be bound (or its name resolved).
+    #[error("cannot listen on {addr}: {cause}")]
+    Listen {
+        /// The address as given.
+        addr: String,
+        /// What the OS or the resolver said.
+        cause: io::Error,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(io::Error),
@@ -56,7 +64,7 @@ impl Error {
             | Self::UnknownModule { .. }
             | Self::Access(_)
             | Self::LogFilter(_) => 2,
-            Self::Bind { .. } | Self::Signal(_) | Self::Task(_) => 1,
+            Self::Bind { .. } | Self::Listen { .. } | Self::Signal(_) | Self::Task(_) => 1,
         }
     }
 }

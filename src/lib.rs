@@ -24,6 +24,20 @@ pub fn check_config(path: &std::path::Path) -> Result<Vec<String>, Error> {
     Ok(prober.module_names().map(str::to_owned).collect())
 }
 
+/// `--config.check`: loads the modules from `source` and builds every
+/// module, as start-up does. Returns the module names.
+pub fn check_source(source: &config::ConfigSource) -> Result<Vec<String>, Error> {
+    let config = source.load()?;
+    let prober = prober::Modules::build(&config)?;
+    Ok(prober.module_names().map(str::to_owned).collect())
+}
+
+/// `--config.check --web.config.file FILE`: the web configuration and the
+/// certificates, key and CA it names load as start-up would load them.
+pub fn check_web_config(path: &std::path::Path) -> Result<(), Error> {
+    server::web_access::check(path).map_err(Error::Access)
+}
+
 /// `lookout probe`: one probe with the configured modules, as /probe runs it,
 /// its log kept. `deadline` overrides the module's timeout.
 pub async fn probe_once(

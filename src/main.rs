@@ -43,6 +43,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if cli.config_check {
+        return config_check(cli);
+    }
     match cli.command {
         Some(Command::CheckConfig { ref file }) => {
             let modules = lookout::check_config(file)?;
@@ -64,6 +67,37 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--config.check`, blackbox_exporter's flag: exit 0 when the modules (and
+/// the web configuration) would load, 1 with the reason when not.
+fn config_check(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let (format, level) = cli.logging();
+    logging::init(format, level)?;
+    let checked = lookout::check_source(&cli.config_source()).and_then(|modules| {
+        if let Some(web) = &cli.web_config_file {
+            lookout::check_web_config(web)?;
+        }
+        Ok(modules)
+    });
+    match checked {
+        Ok(modules) => {
+            let origin = cli
+                .config_file
+                .as_ref()
+                .map_or("embedded modules".to_owned(), |f| f.display().to_string());
+            eprintln!(
+                "{origin}: OK, {} modules: {}",
+                modules.len(),
+                modules.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("lookout: error: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn probe(
     cli: &Cli,
     target: &str,
@@ -71,7 +105,8 @@ fn probe(
     timeout: Option<std::time::Duration>,
     debug: bool,
 ) -> anyhow::Result<ExitCode> {
-    logging::init(cli.log_format)?;
+    let (format, level) = cli.logging();
+    logging::init(format, level)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,7 +140,8 @@ fn probe(
 }
 
 fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
-    logging::init(cli.log_format)?;
+    let (format, level) = cli.logging();
+    logging::init(format, level)?;
     let source = cli.config_source();
     // Parse before binding anything: bad input must exit 2 without side effects.
     let config = source.load().map_err(lookout::Error::from)?;

@@ -37,6 +37,7 @@ mod tls;
 mod unix;
 mod validate;
 mod values;
+mod web;
 mod yaml;
 
 pub(crate) use self::{
@@ -48,6 +49,10 @@ pub(crate) use self::{
     show::{config_yaml, module_yaml},
     tls::TlsVersion,
     values::IpProtocol,
+    web::{
+        CipherSuite, ClientAuth, Curve, PasswordHash, Pem, RateLimit, TlsServer,
+        TlsVersion as ServerTlsVersion,
+    },
 };
 pub use self::{
     dns::DnsProbe,
@@ -59,6 +64,7 @@ pub use self::{
     tls::TlsConfig,
     unix::UnixProbe,
     values::{ByteSize, ParseDurationError, PromDuration},
+    web::WebConfig,
 };
 
 /// The modules file used when none is given: blackbox_exporter's example module

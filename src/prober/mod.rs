@@ -253,10 +253,15 @@ impl Modules {
 /// module's timeout when that is set and shorter, or when the offset would
 /// leave nothing.
 pub fn timeout(scrape_timeout: Option<f64>, module: &Module) -> Duration {
+    timeout_with_offset(scrape_timeout, module, TIMEOUT_OFFSET)
+}
+
+/// [`timeout`] with another offset (`--timeout-offset`, in seconds).
+pub fn timeout_with_offset(scrape_timeout: Option<f64>, module: &Module, offset: f64) -> Duration {
     let scrape = scrape_timeout
         .filter(|s| *s != 0.0)
         .unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
-    let max = scrape - TIMEOUT_OFFSET;
+    let max = scrape - offset;
     let module_timeout = module.timeout.0.as_secs_f64();
     let seconds = if (module_timeout > 0.0 && module_timeout < max) || max < 0.0 {
         module_timeout

@@ -12,6 +12,9 @@
 //! `/healthz`, `/readyz` and `/-/healthy` stay open: the kubelet probes the
 //! first two without credentials, readiness asks the probe listener for the
 //! third (see `readiness`), and none of them reveals anything.
+//!
+//! These are the shorthand flags; `--web.config.file` (`web_access`) takes
+//! their place, with the same credential parsing and the same open paths.
 
 use std::{
     collections::HashMap,
@@ -81,6 +84,11 @@ fn load_key_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, Stri
 /// Paths that never ask for credentials.
 const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/-/healthy"];
 
+/// Whether `path` never asks for credentials.
+pub(super) fn is_open(path: &str) -> bool {
+    OPEN_PATHS.contains(&path)
+}
+
 /// Base64 as RFC 7617 uses it, with or without the trailing `=`.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -94,6 +102,8 @@ pub(crate) enum Auth {
     Basic(Watched<Vec<(String, String)>>),
     /// One token.
     Bearer(Watched<String>),
+    /// `--web.config.file`: bcrypt-hashed users, response headers, rate limit.
+    Web(Arc<super::web_access::WebAccess>),
 }
 
 impl Auth {
@@ -118,30 +128,50 @@ impl Auth {
             Self::Bearer(token) => credentials(headers, "Bearer")
                 .is_some_and(|given| same_secret(given.as_bytes(), token.get().as_bytes())),
             Self::Basic(users) => {
-                let Some(decoded) =
-                    credentials(headers, "Basic").and_then(|given| BASE64.decode(given).ok())
-                else {
+                let Some((user, password)) = basic_credentials(headers) else {
                     return false;
                 };
-                // RFC 7617: the user-id ends at the first colon.
-                let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-                    return false;
-                };
-                let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
                 // Look at every user so the time taken does not tell which exist.
                 users.get().iter().fold(false, |found, (u, p)| {
-                    found | (same_secret(u.as_bytes(), user) & same_secret(p.as_bytes(), password))
+                    found
+                        | (same_secret(u.as_bytes(), &user) & same_secret(p.as_bytes(), &password))
                 })
             }
+            // Checked by its own middleware (see `require`).
+            Self::Web(_) => false,
         }
     }
 
     fn challenge(&self) -> &'static str {
         match self {
-            Self::Basic(_) => "Basic realm=\"lookout\"",
+            Self::Basic(_) | Self::Web(_) => BASIC_CHALLENGE,
             Self::Bearer(_) => "Bearer",
         }
     }
+}
+
+/// The `WWW-Authenticate` of basic authentication.
+pub(super) const BASIC_CHALLENGE: &str = "Basic realm=\"lookout\"";
+
+/// The user and password of the request's one `Authorization: Basic` field:
+/// base64 (padded or not) of `user:password`, split at the first colon
+/// (RFC 7617).
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut decoded = BASE64.decode(credentials(headers, "Basic")?).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let password = decoded.split_off(colon + 1);
+    decoded.truncate(colon);
+    Some((decoded, password))
+}
+
+/// 401 with `challenge`, and nothing else.
+pub(super) fn unauthorized(challenge: &'static str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        "Unauthorized\n",
+    )
+        .into_response()
 }
 
 /// The token68 of the request's one `Authorization` field when its scheme
@@ -248,15 +278,13 @@ pub(crate) async fn require(
     request: Request,
     next: Next,
 ) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) || auth.admits(request.headers()) {
+    if let Auth::Web(web) = &*auth {
+        return web.serve(request, next).await;
+    }
+    if is_open(request.uri().path()) || auth.admits(request.headers()) {
         return next.run(request).await;
     }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, auth.challenge())],
-        "Unauthorized\n",
-    )
-        .into_response()
+    unauthorized(auth.challenge())
 }
 
 #[cfg(test)]

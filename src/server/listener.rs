@@ -44,6 +44,25 @@ pub struct Limits {
     pub max_connection_age: Option<Duration>,
 }
 
+/// Where a listener's TLS settings come from, looked up for each connection
+/// so that a changed certificate or web configuration applies to the next.
+#[derive(Debug, Clone)]
+pub(crate) enum ServerTls {
+    /// `--tls-cert-file`: fixed settings (its certificate resolver re-reads the files).
+    Fixed(Arc<ServerConfig>),
+    /// `--web.config.file`: the settings of the file in force.
+    Web(Arc<super::web_access::WebAccess>),
+}
+
+impl ServerTls {
+    fn current(&self) -> Option<Arc<ServerConfig>> {
+        match self {
+            Self::Fixed(config) => Some(Arc::clone(config)),
+            Self::Web(web) => web.server_config(),
+        }
+    }
+}
+
 /// The smallest head limit hyper accepts (its HTTP/1 read buffer floor).
 pub(crate) const MIN_HEADER_BYTES: usize = 8192;
 
@@ -53,7 +72,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     stop: watch::Receiver<bool>,
 ) {
     let max_connections = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
@@ -69,7 +88,6 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut accept_stop = stop.clone();
 
     loop {
@@ -101,13 +119,18 @@ pub(crate) async fn serve(
             stop: stop.clone(),
             accepted,
         };
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let Some(acceptor) = acceptor else {
+            let Some(tls) = tls else {
                 // Plain HTTP is HTTP/1.1 only, as Go's server without TLS: no
                 // h2c, whose frames would need their own guards.
                 return connection.serve(stream, Protocol::Http1).await;
+            };
+            // Looked up here, not in the accept loop: it may re-read files.
+            // None never happens: a web configuration cannot turn TLS off.
+            let Some(acceptor) = tls.current().map(tokio_rustls::TlsAcceptor::from) else {
+                return;
             };
             // The header read timeout runs from the accept: the handshake spends it too.
             let handshake = tokio::time::timeout_at(

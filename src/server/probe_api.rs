@@ -234,7 +234,11 @@ async fn probe(
     let ticket = Ticket::new(slot, memory, cost, metrics.probe_memory_reserved.clone());
     let in_flight = InFlight::enter(&metrics.probes_in_flight);
     let started = std::time::Instant::now();
-    let deadline = prober::timeout(request.scrape_timeout, &module.config);
+    let deadline = prober::timeout_with_offset(
+        request.scrape_timeout,
+        &module.config,
+        state.timeout_offset(),
+    );
     let options = ProbeOptions {
         hostname: request.hostname.as_deref(),
         policy: state.policy(),
@@ -315,7 +319,7 @@ async fn index() -> Html<&'static str> {
         "<li><a href=\"/probe?target=prometheus.io&amp;module=http_2xx\">/probe?target=...&amp;module=...</a>: run a probe</li>\n",
         "<li><a href=\"/probe?target=prometheus.io&amp;module=http_2xx&amp;debug=true\">/probe?target=...&amp;module=...&amp;debug=true</a>: run a probe and show its log</li>\n",
         "<li><a href=\"/-/healthy\">/-/healthy</a>: health</li>\n",
-        "</ul>\n<p>Admin listener: /healthz, /readyz, /metrics, /config, POST /-/reload.</p>\n",
+        "</ul>\n<p>Also /healthz, /readyz, /metrics, /config and POST /-/reload: on the admin listener, or here with --web.listen-address.</p>\n",
         "</body></html>\n"
     ))
 }

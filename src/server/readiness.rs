@@ -8,7 +8,9 @@
 //! stuck, a listener that closed): the admin port answering says nothing
 //! about the port Prometheus scrapes. Reaching the probe limit leaves a pod
 //! ready: the check asks `/-/healthy`, which runs no probe, so pods do not
-//! drop out one after another under load.
+//! drop out one after another under load. A listener that requires client
+//! certificates (`--web.config.file`) answers the check, which has none, with
+//! TLS's `certificate_required` alert: that is an answer too.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -67,10 +69,14 @@ impl ListenerCheck {
             None => healthy(tcp).await,
             Some(config) => {
                 let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                let tls = match tokio_rustls::TlsConnector::from(Arc::clone(config))
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| format!("TLS handshake: {e}"))?;
+                {
+                    Ok(tls) => tls,
+                    Err(e) if wants_client_certificate(&e) => return Ok(()),
+                    Err(e) => return Err(format!("TLS handshake: {e}")),
+                };
                 healthy(tls).await
             }
         }
@@ -82,14 +88,30 @@ async fn healthy(mut io: impl AsyncRead + AsyncWrite + Unpin) -> Result<(), Stri
         .await
         .map_err(|e| format!("sending the request: {e}"))?;
     let mut head = [0u8; 16];
-    io.read_exact(&mut head)
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?;
+    match io.read_exact(&mut head).await {
+        Ok(_) => {}
+        // TLS 1.3: the server checks the client's certificate after the
+        // client's side of the handshake is done.
+        Err(e) if wants_client_certificate(&e) => return Ok(()),
+        Err(e) => return Err(format!("reading the answer: {e}")),
+    }
     if head.starts_with(b"HTTP/1.1 200 ") {
         Ok(())
     } else {
         Err(format!("answered {:?}", String::from_utf8_lossy(&head)))
     }
+}
+
+/// The listener refused the handshake for want of a client certificate.
+fn wants_client_certificate(error: &std::io::Error) -> bool {
+    matches!(
+        error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+        ))
+    )
 }
 
 /// Readiness state shared by the warm-up, the admin server and shutdown.

@@ -35,6 +35,8 @@ struct Shared {
     policy: TargetPolicy,
     /// Set once the probe listener is bound.
     probe_listener: std::sync::OnceLock<ListenerCheck>,
+    /// `--timeout-offset`, when not blackbox_exporter's default.
+    timeout_offset: std::sync::OnceLock<f64>,
 }
 
 /// What bounds the probes of a server.
@@ -75,6 +77,7 @@ impl AppState {
             matches,
             policy,
             probe_listener: std::sync::OnceLock::new(),
+            timeout_offset: std::sync::OnceLock::new(),
         }))
     }
 
@@ -108,6 +111,20 @@ impl AppState {
             Some(check) => check.answers().await,
             None => Ok(()),
         }
+    }
+
+    /// Sets what is subtracted from the scrape timeout (once, before serving).
+    pub(crate) fn set_timeout_offset(&self, seconds: f64) {
+        let _ = self.0.timeout_offset.set(seconds);
+    }
+
+    /// Seconds subtracted from the scrape timeout (`--timeout-offset`).
+    pub(crate) fn timeout_offset(&self) -> f64 {
+        self.0
+            .timeout_offset
+            .get()
+            .copied()
+            .unwrap_or(crate::prober::TIMEOUT_OFFSET)
     }
 
     /// Body matches that may run at once.

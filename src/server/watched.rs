@@ -23,10 +23,14 @@ type Stamp = Vec<Option<(SystemTime, u64)>>;
 /// Reads the value from its files.
 type Loader<T> = Box<dyn Fn(&[PathBuf]) -> Result<T, String> + Send + Sync>;
 
+/// The further files a loaded value names (a configuration file's certificates).
+type Follows<T> = fn(&T) -> Vec<PathBuf>;
+
 /// A value loaded from one or more files, reloaded when they change.
 pub(crate) struct Watched<T> {
     paths: Vec<PathBuf>,
     load: Loader<T>,
+    follows: Option<Follows<T>>,
     state: Mutex<State<T>>,
 }
 
@@ -66,6 +70,7 @@ impl<T> Watched<T> {
         Ok(Self {
             paths,
             load: Box::new(load),
+            follows: None,
             state: Mutex::new(State {
                 value,
                 stamp,
@@ -74,17 +79,49 @@ impl<T> Watched<T> {
         })
     }
 
+    /// Also watches the files each loaded value names (`follows`): a change
+    /// to any of them reloads the value from `paths` again.
+    pub(crate) fn following(mut self, follows: Follows<T>) -> Self {
+        self.follows = Some(follows);
+        let value = Arc::clone(
+            &self
+                .state
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .value,
+        );
+        let now = stamp(&self.watched(&value));
+        self.state
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stamp = now;
+        self
+    }
+
+    /// `paths`, then the files `value` names.
+    fn watched(&self, value: &T) -> Vec<PathBuf> {
+        let mut paths = self.paths.clone();
+        paths.extend(
+            self.follows
+                .map(|follows| follows(value))
+                .unwrap_or_default(),
+        );
+        paths
+    }
+
     /// The current value, reloaded first if the files changed.
     pub(crate) fn get(&self) -> Arc<T> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.checked.elapsed() >= CHECK_INTERVAL {
             state.checked = Instant::now();
-            let now = stamp(&self.paths);
+            let now = stamp(&self.watched(&state.value));
             if now != state.stamp {
                 state.stamp = now;
                 match (self.load)(&self.paths) {
                     Ok(value) => {
                         tracing::info!(files = ?self.paths, "reloaded changed files");
+                        // The new value may name other files.
+                        state.stamp = stamp(&self.watched(&value));
                         state.value = Arc::new(value);
                     }
                     Err(error) => {

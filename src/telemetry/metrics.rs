@@ -66,6 +66,14 @@ impl RejectLabels {
     pub(crate) const REASONS: [&'static str; 3] = ["concurrency", "memory", "matches"];
 }
 
+/// How a basic-auth password of `--web.config.file` was checked.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AuthCheckLabels {
+    /// `cached` (a verdict remembered), `bcrypt` (the hash computed) or
+    /// `busy` (refused with 503: too many checks waiting for bcrypt).
+    pub outcome: &'static str,
+}
+
 /// Labels naming a module.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ModuleLabels {
@@ -125,6 +133,8 @@ pub(crate) struct Metrics {
     pub body_match_slots: Gauge,
     /// `/probe` requests naming a module that does not exist.
     pub module_unknown: Counter,
+    /// Basic-auth passwords checked against `--web.config.file`'s hashes.
+    pub basic_auth_checks: Family<AuthCheckLabels, Counter>,
 }
 
 impl Metrics {
@@ -232,6 +242,13 @@ impl Metrics {
             module_unknown.clone(),
         );
 
+        let basic_auth_checks = Family::<AuthCheckLabels, Counter>::default();
+        registry.register(
+            "lookout_basic_auth_checks",
+            "Basic-auth passwords checked against the bcrypt hashes of --web.config.file: answered from the cache, computed, or refused with 503 because too many waited for bcrypt",
+            basic_auth_checks.clone(),
+        );
+
         registry.register_collector(Box::new(ProcessCollector::new()));
 
         Self {
@@ -249,6 +266,7 @@ impl Metrics {
             body_matches_running,
             body_match_slots,
             module_unknown,
+            basic_auth_checks,
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod attacks;
 mod auto_reload;
+mod blackbox_flags;
 mod cli;
 mod compression;
 mod credentials;
@@ -30,3 +31,4 @@ mod reload;
 mod support;
 mod targets;
 mod tls_cipher;
+mod web_config;

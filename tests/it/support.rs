@@ -41,13 +41,10 @@ enum Kind {
 /// per app as JSON lines). Both listeners are bound when it returns.
 pub fn spawn_app(args: &[&str], env: &[(&str, &str)]) -> App {
     use lookout::{app, cli::Cli, telemetry::logging};
-    let mut argv = vec![
-        "lookout",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ];
+    let mut argv = vec!["lookout"];
+    if !single_address(args) {
+        argv.extend_from_slice(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+    }
     argv.extend_from_slice(args);
     let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("valid arguments for lookout");
     let directives = env
@@ -167,9 +164,17 @@ pub fn spawn_app_with_resolver(
     spawn_command(command)
 }
 
+/// `args` choose blackbox_exporter's one address (`--web.listen-address`),
+/// which the two-listener defaults would conflict with.
+fn single_address(args: &[&str]) -> bool {
+    args.iter().any(|a| a.starts_with("--web.listen-address"))
+}
+
 fn configure(command: &mut Command, args: &[&str], env: &[(&str, &str)]) {
+    if !single_address(args) {
+        command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+    }
     command
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
@@ -203,6 +208,11 @@ fn spawn_command(mut command: Command) -> App {
     while probe.is_none() || admin.is_none() {
         match rx.recv_timeout(PATIENCE) {
             Ok((listener, addr)) if listener == "probe" => probe = Some(addr),
+            // --web.listen-address: one listener serves both.
+            Ok((listener, addr)) if listener == "web" => {
+                probe = Some(addr);
+                admin = Some(addr);
+            }
             Ok((_, addr)) => admin = Some(addr),
             Err(_) => panic!(
                 "lookout did not report its listeners; logs: {:?}",
