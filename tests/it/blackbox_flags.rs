@@ -262,7 +262,8 @@ fn failed_probe_logs(args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn log_level_sets_the_default_and_rust_logs_targets_still_apply() {
-    let failed = "probe failed";
+    // The log event, not `lookout probe`'s own "probe failed: ..." line.
+    let failed = "Probe failed";
     assert!(
         !failed_probe_logs(&[], &[]).contains(failed),
         "info by default"
@@ -286,15 +287,15 @@ fn log_format_logfmt_writes_one_line_of_pairs_per_event() {
     let logs = failed_probe_logs(&["--log.format=logfmt", "--log.level=debug"], &[]);
     let line = logs
         .lines()
-        .find(|l| l.contains("probe failed"))
+        .find(|l| l.contains("Probe failed"))
         .unwrap_or_else(|| panic!("{logs}"));
     assert!(line.starts_with("time="), "{line}");
-    assert!(line.contains(" level=DEBUG msg=\"probe failed\""), "{line}");
+    assert!(line.contains(" level=DEBUG msg=\"Probe failed\""), "{line}");
     assert!(line.contains(" reason="), "{line}");
     let logs = failed_probe_logs(&["--log.format=json", "--log.level=debug"], &[]);
-    let line = logs.lines().find(|l| l.contains("probe failed")).unwrap();
+    let line = logs.lines().find(|l| l.contains("Probe failed")).unwrap();
     let json: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(json["message"], "probe failed");
+    assert_eq!(json["message"], "Probe failed");
 }
 
 #[test]
