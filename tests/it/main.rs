@@ -8,6 +8,7 @@
 
 mod attacks;
 mod auto_reload;
+mod blackbox_examples;
 mod blackbox_flags;
 mod cli;
 mod compression;
