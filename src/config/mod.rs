@@ -369,9 +369,6 @@ impl Module {
 const UNSUPPORTED_KEYS: &[&str] = &[
     "fail_if_body_json_matches_cel",
     "fail_if_body_json_not_matches_cel",
-    "ca",
-    "cert",
-    "key",
     "ca_ref",
     "cert_ref",
     "key_ref",
@@ -466,7 +463,7 @@ mod tests {
             ("modules:\n  m:\n    prober: http\n    http:\n      valid_status_codes: [99]\n", "modules.m.http.valid_status_codes: 99"),
             ("modules:\n  m:\n    prober: http\n    http:\n      method: 'GE T'\n", "invalid HTTP method"),
             ("modules:\n  m:\n    prober: http\n    http:\n      body_size_limit: 5XB\n", "unknown unit"),
-            ("modules:\n  m:\n    prober: http\n    http:\n      tls_config: {cert_file: c.pem}\n", "cert_file and key_file"),
+            ("modules:\n  m:\n    prober: http\n    http:\n      tls_config: {cert_file: c.pem}\n", "exactly one of key or key_file must be configured when a client certificate is configured"),
             ("modules:\n  m: {}\n", "missing field `prober`"),
             ("modules: [\n", "test.yml: "),
         ] {
@@ -492,7 +489,10 @@ mod tests {
                 err.contains(&format!("modules.m.{prober}.tls_config")),
                 "{prober}: {err}"
             );
-            assert!(err.contains("cert_file and key_file"), "{prober}: {err}");
+            assert!(
+                err.contains("exactly one of key or key_file"),
+                "{prober}: {err}"
+            );
 
             let config = parse(&block(
                 "{ca_file: ca.pem, cert_file: /abs/c.pem, key_file: k/k.pem}",

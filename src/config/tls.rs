@@ -5,10 +5,18 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::values::Secret;
+
 /// TLS settings (Prometheus' `tls_config`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
+    /// PEM CA certificates written inline (not with `ca_file`).
+    pub(crate) ca: Option<String>,
+    /// PEM client certificate written inline (not with `cert_file`).
+    pub(crate) cert: Option<String>,
+    /// PEM private key written inline (not with `key_file`).
+    pub(crate) key: Option<Secret>,
     /// PEM file of CA certificates trusted in addition to the built-in roots.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate (chain).

@@ -87,10 +87,37 @@ pub(super) fn tls_config(tls_config: &TlsConfig) -> Result<(), Invalid> {
 
 /// A `tls_config`, wherever it is.
 fn tls(tls: &TlsConfig) -> Result<(), Invalid> {
-    if tls.cert_file.is_some() != tls.key_file.is_some() {
+    // prometheus/common's TLSConfig.Validate, in its order and words.
+    if tls.ca.is_some() && tls.ca_file.is_some() {
         return Err(Invalid::new(
             "",
-            "cert_file and key_file must be set together",
+            "at most one of ca and ca_file must be configured",
+        ));
+    }
+    if tls.cert.is_some() && tls.cert_file.is_some() {
+        return Err(Invalid::new(
+            "",
+            "at most one of cert and cert_file must be configured",
+        ));
+    }
+    if tls.key.is_some() && tls.key_file.is_some() {
+        return Err(Invalid::new(
+            "",
+            "at most one of key and key_file must be configured",
+        ));
+    }
+    let cert = tls.cert.is_some() || tls.cert_file.is_some();
+    let key = tls.key.is_some() || tls.key_file.is_some();
+    if cert && !key {
+        return Err(Invalid::new(
+            "",
+            "exactly one of key or key_file must be configured when a client certificate is configured",
+        ));
+    }
+    if key && !cert {
+        return Err(Invalid::new(
+            "",
+            "exactly one of cert or cert_file must be configured when a client key is configured",
         ));
     }
     if let (Some(min), Some(max)) = (tls.min_version, tls.max_version) {
@@ -110,6 +137,33 @@ fn tls(tls: &TlsConfig) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use crate::config::tests::parse;
+
+    #[test]
+    fn inline_pem_and_its_file_cannot_both_be_set_and_a_key_needs_its_certificate() {
+        let block = |tls: &str| {
+            format!("modules:\n  m:\n    prober: tcp\n    tcp:\n      tls_config: {{{tls}}}\n")
+        };
+        for (tls, expected) in [
+            ("ca: x, ca_file: c.pem", "at most one of ca and ca_file must be configured"),
+            ("cert: x, cert_file: c.pem, key: y", "at most one of cert and cert_file must be configured"),
+            ("cert: x, key: y, key_file: k.pem", "at most one of key and key_file must be configured"),
+            ("cert: x", "exactly one of key or key_file must be configured when a client certificate is configured"),
+            ("key_file: k.pem", "exactly one of cert or cert_file must be configured when a client key is configured"),
+            ("key: y", "exactly one of cert or cert_file must be configured"),
+        ] {
+            let err = parse(&block(tls)).unwrap_err();
+            assert!(err.contains("modules.m.tcp.tls_config"), "{tls}: {err}");
+            assert!(err.contains(expected), "{tls}: {err}");
+        }
+        // Inline PEM that is not PEM is refused when the module is built,
+        // naming the key; the key's text is never quoted.
+        let config = parse(&block("cert: not pem, key: also not pem")).unwrap();
+        let err = crate::prober::Modules::build(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_config.cert"), "{err}");
+        assert!(!err.contains("also not pem"), "{err}");
+    }
 
     #[test]
     fn header_names_that_differ_only_in_case_are_an_error() {

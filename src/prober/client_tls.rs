@@ -37,11 +37,19 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
+    /// PEM written in the modules file (`ca`, `cert`, `key`) is unusable.
+    #[error("tls_config.{key}: {message}")]
+    Inline {
+        /// The key it is written under.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A CA certificate was rejected as a trust anchor.
-    #[error("{path}: unusable CA certificate: {cause}")]
+    #[error("{source_name}: unusable CA certificate: {cause}")]
     BadCa {
-        /// The file.
-        path: PathBuf,
+        /// The file, or `tls_config.ca`.
+        source_name: String,
         /// rustls' reason.
         cause: rustls::Error,
     },
@@ -106,9 +114,10 @@ pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls
     let versions = versions(tls.min_version, tls.max_version);
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
-    let extra_roots = match &tls.ca_file {
-        Some(path) => read_certs(path)?,
-        None => Vec::new(),
+    let extra_roots = match (&tls.ca, &tls.ca_file) {
+        (Some(pem), _) => inline_certs(pem, "ca")?,
+        (None, Some(path)) => read_certs(path)?,
+        (None, None) => Vec::new(),
     };
     let builder = if tls.insecure_skip_verify {
         builder
@@ -120,18 +129,33 @@ pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls
         let mut roots = webpki_roots();
         for cert in &extra_roots {
             roots.add(cert.clone()).map_err(|cause| TlsError::BadCa {
-                path: tls.ca_file.clone().unwrap_or_default(),
+                source_name: match &tls.ca_file {
+                    Some(path) if tls.ca.is_none() => path.display().to_string(),
+                    _ => "tls_config.ca".to_owned(),
+                },
                 cause,
             })?;
         }
         builder.with_root_certificates(roots)
     };
-    let mut config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = read_certs(cert)?;
-            let key = read_key(key)?;
-            builder.with_client_auth_cert(chain, key)?
-        }
+    let chain = match (&tls.cert, &tls.cert_file) {
+        (Some(pem), _) => Some(inline_certs(pem, "cert")?),
+        (None, Some(path)) => Some(read_certs(path)?),
+        (None, None) => None,
+    };
+    let key = match (&tls.key, &tls.key_file) {
+        (Some(pem), _) => Some(PrivateKeyDer::from_pem_slice(pem.0.as_bytes()).map_err(
+            // The parser's message quotes no part of the key.
+            |cause| TlsError::Inline {
+                key: "key",
+                message: cause.to_string(),
+            },
+        )?),
+        (None, Some(path)) => Some(read_key(path)?),
+        (None, None) => None,
+    };
+    let mut config = match (chain, key) {
+        (Some(chain), Some(key)) => builder.with_client_auth_cert(chain, key)?,
         _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -178,6 +202,23 @@ pub(crate) fn self_check_config() -> Arc<ClientConfig> {
         )))
         .with_no_client_auth();
     Arc::new(config)
+}
+
+/// The certificates of PEM text written under `key` in a `tls_config`.
+fn inline_certs(pem: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|cause| TlsError::Inline {
+            key,
+            message: cause.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Inline {
+            key,
+            message: "no certificate found".to_owned(),
+        });
+    }
+    Ok(certs)
 }
 
 /// A PEM file's private key; an error names the file.

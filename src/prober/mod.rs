@@ -50,6 +50,9 @@ const ALPN_H2_ONLY: &[&[u8]] = &[b"h2"];
 
 /// The TLS settings of probers that speak no TLS.
 static NO_TLS: TlsConfig = TlsConfig {
+    ca: None,
+    cert: None,
+    key: None,
     ca_file: None,
     cert_file: None,
     key_file: None,

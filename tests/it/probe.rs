@@ -628,3 +628,42 @@ fn the_unix_prober_connects_only_to_listed_sockets() {
     }
     app.log_line("is not listed by --allow-unix-socket");
 }
+
+#[test]
+fn tls_config_takes_ca_cert_and_key_written_inline() {
+    // The world's CA and client certificate, written into the modules file
+    // itself (prometheus/common's `ca`, `cert` and `key`), as YAML block
+    // scalars indented under their keys.
+    let w = world();
+    let dir = w.modules.parent().unwrap();
+    let inline = |file: &str| {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let indented: String = text.lines().map(|l| format!("          {l}\n")).collect();
+        format!("|\n{indented}")
+    };
+    let modules = format!(
+        "modules:\n  inline_ca:\n    prober: http\n    http:\n      tls_config:\n        ca: {ca}  inline_client:\n    prober: http\n    http:\n      tls_config:\n        ca: {ca}        cert: {cert}        key: {key}",
+        ca = inline("ca.pem"),
+        cert = inline("client.pem"),
+        key = inline("client.key"),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &modules).unwrap();
+    let app = spawn_app(&["--config.file", file.path().to_str().unwrap()], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    let success = |module: &str, addr: std::net::SocketAddr| {
+        value(
+            &probe(&app, module, &format!("https://localhost:{}/", addr.port())),
+            "probe_success",
+        )
+    };
+    assert_eq!(success("inline_ca", w.valid), Some(1.0));
+    assert_eq!(success("inline_ca", w.unknown_ca), Some(0.0));
+    // The server that demands a client certificate takes the inline one...
+    assert_eq!(success("inline_client", w.mutual), Some(1.0));
+    // ...and refuses the handshake without it.
+    assert_eq!(success("inline_ca", w.mutual), Some(0.0));
+    // The key is a secret: /config shows it as such.
+    let config = app.admin("GET", "/config").body;
+    assert!(!config.contains("PRIVATE KEY"), "{config}");
+}
