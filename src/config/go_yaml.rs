@@ -12,7 +12,8 @@
 //! which quoting style a string allows (plain, single-quoted,
 //! double-quoted, a literal block for text with line breaks), Go's order of
 //! map keys, and where indentation and folding fall. Only block mappings
-//! and sequences of scalars are needed: no anchors, tags or comments.
+//! and sequences of scalars are needed: no anchors or comments, and the one
+//! tag go-yaml writes on its own, `!!binary` for a string that is not UTF-8.
 
 use std::cmp::Ordering;
 
@@ -23,6 +24,9 @@ pub(crate) enum Node {
     Plain(String),
     /// A Go string, quoted as the yaml packages quote strings.
     Str(String),
+    /// A Go string that may hold any bytes: as [`Node::Str`] when UTF-8,
+    /// else tagged `!!binary` and written in base64, as go-yaml does.
+    Bytes(Vec<u8>),
     /// A Go slice.
     Seq(Vec<Node>),
     /// A Go struct: keys in field order.
@@ -113,6 +117,19 @@ impl Emitter {
         match node {
             Node::Plain(text) => self.scalar(text, Style::Plain, context),
             Node::Str(text) => self.scalar(text, requested_style(text), context),
+            Node::Bytes(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => self.scalar(text, requested_style(text), context),
+                Err(_) => {
+                    let text = go_base64(bytes);
+                    let style = if text.contains('\n') {
+                        Style::Literal
+                    } else {
+                        Style::Plain
+                    };
+                    self.write_tag("!!binary");
+                    self.scalar(&text, style, context);
+                }
+            },
             Node::Seq(items) if items.is_empty() => self.empty("[", "]"),
             Node::Seq(items) => self.sequence(items, context),
             Node::Struct(fields) if fields.is_empty() => self.empty("{", "}"),
@@ -272,6 +289,18 @@ impl Emitter {
         }
         self.whitespace = is_whitespace;
         self.indention = self.indention && is_indention;
+    }
+
+    /// A tag's handle and suffix (`!!binary`), before its scalar.
+    fn write_tag(&mut self, tag: &str) {
+        if !self.whitespace {
+            self.put(' ');
+        }
+        for c in tag.chars() {
+            self.put(c);
+        }
+        self.whitespace = false;
+        self.indention = false;
     }
 
     fn write_plain(&mut self, text: &str, allow_breaks: bool) {
@@ -461,6 +490,22 @@ impl Emitter {
             }
         }
     }
+}
+
+/// go-yaml's `encodeBase64`: standard base64, cut into lines of 70
+/// characters each ending in a newline when it is 70 or longer.
+fn go_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    if text.len() < 70 {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 70 + 1);
+    for chunk in text.as_bytes().chunks(70) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out
 }
 
 /// The style go-yaml asks for: a literal block for text with a newline,

@@ -20,6 +20,8 @@ use super::{
     dns::{RrValidator, Transport, CLASSES, RCODES, TYPES},
     go_yaml::{self, Dialect, Node},
     http::{HeaderMatch, HttpVersion},
+    http_auth::{OAuth2, ProxyOptions},
+    query_response::{Label, QueryResponse},
     tls::TlsVersion,
     values::{IpProtocol, Secret},
     DnsProbe, GrpcProbe, HttpProbe, IcmpProbe, Module, ProberKind, TcpProbe, TlsConfig, UnixProbe,
@@ -77,6 +79,29 @@ impl Fields {
         self
     }
 
+    /// prometheus/common's `ProxyConfig`, inline: `proxy_url` with its
+    /// password as `xxxxx`, and every `proxy_connect_header` value secret.
+    fn proxy(self, proxy: ProxyOptions<'_>) -> Self {
+        let headers: Vec<(String, Node)> = proxy
+            .connect_header
+            .iter()
+            .map(|(name, values)| {
+                let values = values.iter().map(secret_item).collect();
+                (name.clone(), Node::Seq(values))
+            })
+            .collect();
+        self.omitempty(
+            "proxy_url",
+            proxy.url.map(|url| Node::Str(url.0.redacted())),
+        )
+        .omitempty("no_proxy", proxy.no_proxy.and_then(text))
+        .omitempty("proxy_from_environment", flag(proxy.from_environment))
+        .omitempty(
+            "proxy_connect_header",
+            (!headers.is_empty()).then_some(Node::Map(headers)),
+        )
+    }
+
     /// The struct, `None` when every field is zero.
     fn nonzero(self) -> Option<Node> {
         (!self.zero).then_some(Node::Struct(self.fields))
@@ -113,6 +138,16 @@ fn secret(value: Option<&Secret>) -> Option<Node> {
     value
         .filter(|s| !s.0.is_empty())
         .map(|_| Node::Str("<secret>".to_owned()))
+}
+
+/// A `config.Secret` in a list or map, where nothing leaves it out: an
+/// empty one marshals to `null`.
+fn secret_item(value: &Secret) -> Node {
+    if value.0.is_empty() {
+        Node::Plain("null".to_owned())
+    } else {
+        Node::Str("<secret>".to_owned())
+    }
 }
 
 fn path(value: Option<&std::path::Path>) -> Option<Node> {
@@ -167,13 +202,23 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
     }
     let method = http.method.0.as_str();
     let patterns = |p: &super::Pattern| Node::Str(p.as_str().to_owned());
-    // prometheus/common moves bearer_token(_file) into `authorization`.
-    let authorization = match (&http.bearer_token, &http.bearer_token_file) {
-        (Some(token), _) if !token.0.is_empty() => Fields::new()
+    // prometheus/common moves bearer_token(_file) into `authorization`,
+    // and writes its `type` trimmed, `Bearer` when empty.
+    let authorization = match (
+        &http.authorization,
+        &http.bearer_token,
+        &http.bearer_token_file,
+    ) {
+        (Some(auth), _, _) => Fields::new()
+            .omitempty("type", text(auth.scheme()))
+            .omitempty("credentials", secret(auth.credentials.as_ref()))
+            .omitempty("credentials_file", path(auth.credentials_file.as_deref()))
+            .pointer(),
+        (None, Some(token), _) if !token.0.is_empty() => Fields::new()
             .omitempty("type", text("Bearer"))
             .omitempty("credentials", secret(Some(token)))
             .pointer(),
-        (_, Some(file)) => Fields::new()
+        (None, _, Some(file)) => Fields::new()
             .omitempty("type", text("Bearer"))
             .omitempty("credentials_file", path(Some(file)))
             .pointer(),
@@ -182,10 +227,29 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
     let basic_auth = http.basic_auth.as_ref().and_then(|auth| {
         Fields::new()
             .omitempty("username", text(&auth.username))
+            .omitempty("username_file", path(auth.username_file.as_deref()))
             .omitempty("password", secret(auth.password.as_ref()))
             .omitempty("password_file", path(auth.password_file.as_deref()))
             .pointer()
     });
+    let http_headers: Vec<(String, Node)> = http
+        .http_headers
+        .iter()
+        .map(|(name, header)| {
+            let node = Fields::new()
+                .omitempty("values", list(&header.values, |v| Node::Str(v.clone())))
+                .omitempty("secrets", list(&header.secrets, secret_item))
+                .omitempty(
+                    "files",
+                    list(&header.files, |f| {
+                        Node::Str(f.to_string_lossy().into_owned())
+                    }),
+                )
+                .pointer()
+                .unwrap_or(Node::Struct(Vec::new()));
+            (name.clone(), node)
+        })
+        .collect();
     let follow = http.follows_redirects();
     Fields::new()
         .omitempty(
@@ -201,6 +265,11 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
             ip_protocol(http.preferred_ip_protocol),
         )
         .omitempty("ip_protocol_fallback", flag(http.ip_protocol_fallback))
+        .omitempty(
+            "skip_resolve_phase_with_proxy",
+            flag(http.skip_resolve_phase_with_proxy),
+        )
+        // `no_follow_redirects` is read into `follow_redirects` and cleared.
         .omitempty("fail_if_ssl", flag(http.fail_if_ssl))
         .omitempty("fail_if_not_ssl", flag(http.fail_if_not_ssl))
         .omitempty(
@@ -228,8 +297,11 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
             list(&http.fail_if_header_not_matches, header_match),
         )
         .omitempty("body", http.body.as_deref().and_then(text))
+        .omitempty("body_file", path(http.body_file.as_deref()))
+        // prometheus/common's HTTPClientConfig, inline.
         .omitempty("basic_auth", basic_auth)
         .omitempty("authorization", authorization)
+        .omitempty("oauth2", http.oauth2.as_ref().and_then(oauth2_node))
         .omitempty("tls_config", tls_node(&http.tls_config))
         .always("follow_redirects", boolean(follow), !follow)
         .always(
@@ -237,11 +309,53 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
             boolean(http.enable_http2),
             !http.enable_http2,
         )
+        .proxy(http.proxy())
+        .omitempty(
+            "http_headers",
+            (!http_headers.is_empty()).then_some(Node::Map(http_headers)),
+        )
+        // blackbox_exporter's own fields again.
+        .omitempty("compression", text(&http.compression.to_string()))
         .omitempty(
             "body_size_limit",
             (http.body_size_limit.0 != 0).then(|| Node::Str(base2_bytes(http.body_size_limit.0))),
         )
+        // `enable_http3` is omitempty, and lookout accepts only false.
         .nonzero()
+}
+
+/// prometheus/common's `OAuth2` (a non-nil pointer: written even when empty).
+fn oauth2_node(oauth2: &OAuth2) -> Option<Node> {
+    let params: Vec<(String, Node)> = oauth2
+        .endpoint_params
+        .iter()
+        .map(|(k, v)| (k.clone(), Node::Str(v.clone())))
+        .collect();
+    Fields::new()
+        .omitempty("client_id", text(&oauth2.client_id))
+        .omitempty("client_secret", secret(oauth2.client_secret.as_ref()))
+        .omitempty(
+            "client_secret_file",
+            path(oauth2.client_secret_file.as_deref()),
+        )
+        .omitempty("grant_type", oauth2.grant_type.as_deref().and_then(text))
+        .omitempty("scopes", list(&oauth2.scopes, |s| Node::Str(s.clone())))
+        // Go keeps the text as written; lookout prints the parsed URL back
+        // (the same text for any ordinary URL) and never its password.
+        .omitempty(
+            "token_url",
+            oauth2
+                .token_url
+                .as_ref()
+                .map(|url| Node::Str(url.0.redacted())),
+        )
+        .omitempty(
+            "endpoint_params",
+            (!params.is_empty()).then_some(Node::Map(params)),
+        )
+        .omitempty("tls_config", tls_node(&oauth2.tls_config))
+        .proxy(oauth2.proxy())
+        .pointer()
 }
 
 fn header_match(matcher: &HeaderMatch) -> Node {
@@ -294,13 +408,51 @@ fn tcp_node(tcp: &TcpProbe) -> Option<Node> {
             "source_ip_address",
             tcp.source_ip_address.map(|ip| Node::Str(ip.to_string())),
         )
+        .omitempty("query_response", list(&tcp.query_response, query_response))
         .omitempty("tls", flag(tcp.tls))
         .omitempty("tls_config", tls_node(&tcp.tls_config))
         .nonzero()
 }
 
+/// blackbox_exporter's `QueryResponse`: `expect` is a `Regexp`, whose
+/// `MarshalYAML` gives `null` for an empty one; `expect_bytes` and `send`
+/// are Go strings (any bytes: go-yaml writes what is not UTF-8 as `!!binary`).
+fn query_response(step: &QueryResponse) -> Node {
+    let label = |label: &Label| {
+        Fields::new()
+            .omitempty("name", text(&label.name))
+            .omitempty("value", text(&label.value))
+            .pointer()
+            .unwrap_or(Node::Struct(Vec::new()))
+    };
+    Fields::new()
+        .omitempty(
+            "expect",
+            step.expect.as_ref().map(|p| match p.as_str() {
+                "" => Node::Plain("null".to_owned()),
+                p => Node::Str(p.to_owned()),
+            }),
+        )
+        .omitempty(
+            "expect_bytes",
+            (!step.expect_bytes.is_empty()).then(|| Node::Bytes(step.expect_bytes.0.clone())),
+        )
+        .omitempty(
+            "labels",
+            step.labels.as_deref().and_then(|l| list(l, label)),
+        )
+        .omitempty(
+            "send",
+            (!step.send.is_empty()).then(|| Node::Bytes(step.send.0.clone())),
+        )
+        .omitempty("starttls", flag(step.starttls))
+        .pointer()
+        .unwrap_or(Node::Struct(Vec::new()))
+}
+
 fn unix_node(unix: &UnixProbe) -> Option<Node> {
     Fields::new()
+        .omitempty("query_response", list(&unix.query_response, query_response))
         .omitempty("tls", flag(unix.tls))
         .omitempty("tls_config", tls_node(&unix.tls_config))
         .nonzero()
@@ -570,6 +722,167 @@ mod tests {
         );
         let text = module_yaml(&config.modules["tcp"], Some("example.org"));
         assert!(!text.contains("example.org"), "{text}");
+    }
+
+    /// Options printed by Debian's blackbox_exporter 0.23 from
+    /// `show.options.yml` (`/config`, and `/probe?debug=true` of four
+    /// modules): query_response, compression, authorization, basic_auth
+    /// with a file, oauth2 and proxy_url.
+    const OPTIONS: &str = include_str!("testdata/show.options.yml");
+
+    /// 0.23's output as 0.28 prints the same file. prometheus/common 0.37
+    /// (0.23's) and 0.67 (0.28's) differ in two ways, undone here line by
+    /// line: 0.37 writes oauth2's `client_secret` and `client_secret_file`
+    /// without `omitempty` (`client_secret: null`, `client_secret_file: ""`),
+    /// and puts `proxy_url` before `tls_config` where 0.67's inline
+    /// `ProxyConfig` comes after `enable_http2` (within oauth2, after its
+    /// `tls_config`, which the oracle's oauth2 modules leave out).
+    fn as_0_28(theirs: &str) -> String {
+        let indent = |line: &str| line.len() - line.trim_start().len();
+        let mut lines: Vec<&str> = theirs
+            .lines()
+            .filter(|l| !matches!(l.trim(), "client_secret_file: \"\"" | "client_secret: null"))
+            .collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i].trim_start().starts_with("proxy_url: ") {
+                let at = indent(lines[i]);
+                let end = (i + 1..lines.len())
+                    .take_while(|&j| indent(lines[j]) >= at)
+                    .find(|&j| {
+                        indent(lines[j]) == at
+                            && lines[j].trim_start().starts_with("enable_http2: ")
+                    });
+                if let Some(end) = end {
+                    let line = lines.remove(i);
+                    lines.insert(end, line);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    #[test]
+    fn every_option_blackbox_exporter_0_23_knows_prints_as_it_prints_it() {
+        let config = Config::parse(OPTIONS, "show.options.yml", Path::new("/etc/lookout")).unwrap();
+        let ours = config.to_yaml();
+        let theirs = as_0_28(include_str!("testdata/show.options.config.txt"));
+        assert!(ours == theirs, "{}", first_difference(&ours, &theirs));
+        for (name, theirs) in [
+            ("qr", include_str!("testdata/show.options.debug.qr.txt")),
+            (
+                "oauth",
+                include_str!("testdata/show.options.debug.oauth.txt"),
+            ),
+            (
+                "proxy",
+                include_str!("testdata/show.options.debug.proxy.txt"),
+            ),
+            (
+                "authz",
+                include_str!("testdata/show.options.debug.authz.txt"),
+            ),
+        ] {
+            let ours = module_yaml(&config.modules[name], None);
+            let theirs = as_0_28(theirs);
+            assert!(
+                ours == theirs,
+                "{name}: {}",
+                first_difference(&ours, &theirs)
+            );
+        }
+        // The edits moved what they had to, and only that.
+        assert!(theirs.contains("            enable_http2: true\n            proxy_url: http://proxy-user:xxxxx@proxy.example.org:3128\n"));
+        assert!(!theirs.contains("client_secret: null"));
+    }
+
+    /// Options blackbox_exporter 0.23 refuses (0.24 to 0.28 added them), so
+    /// no oracle printed this: `show.options028.txt` is derived by hand
+    /// from blackbox_exporter v0.28.0's config/config.go (`HTTPProbe`,
+    /// `QueryResponse`, `Label`, `UnixProbe`) and prometheus/common v0.67.4's
+    /// config/http_config.go and headers.go (`HTTPClientConfig`, `BasicAuth`,
+    /// `OAuth2`, inline `ProxyConfig`, `Headers`, `URL.Redacted`), in their
+    /// field order and `omitempty`, with the quoting and `!!binary` rules
+    /// the 0.23 oracle confirmed above. `token_url` is the one deliberate
+    /// difference: Go prints it as written, password and all; lookout
+    /// prints `xxxxx` for the password, as Go does for `proxy_url`.
+    #[test]
+    fn options_blackbox_exporter_0_28_added_print_in_its_struct_order() {
+        let config = Config::parse(
+            include_str!("testdata/show.options028.yml"),
+            "show.options028.yml",
+            Path::new("/etc/lookout"),
+        )
+        .unwrap();
+        let ours = config.to_yaml();
+        let theirs = include_str!("testdata/show.options028.txt");
+        assert!(ours == theirs, "{}", first_difference(&ours, theirs));
+        let ours = module_yaml(&config.modules["full028"], None);
+        let theirs = include_str!("testdata/show.options028.debug.full028.txt");
+        assert!(ours == theirs, "{}", first_difference(&ours, theirs));
+    }
+
+    /// Every secret field set to a string of its own: none may show in
+    /// `/config` or in any module's debug output, whatever the module.
+    #[test]
+    fn no_secret_shows_in_config_or_debug_output() {
+        let secrets = [
+            "authz-credentials-secret",
+            "oauth2-client-secret",
+            "proxy-url-password",
+            "basic-auth-password-secret",
+            "proxy-connect-header-secret",
+            "second-connect-secret",
+            "http-headers-secret-value",
+            "token-url-password",
+            "oauth2-proxy-connect-secret",
+            "bearer-token-secret",
+            "oauth2-proxy-url-password",
+        ];
+        let extra = "modules:
+  bearer:
+    prober: http
+    http:
+      bearer_token: bearer-token-secret
+  oauthproxy:
+    prober: http
+    http:
+      oauth2:
+        client_id: c
+        token_url: http://a.example/t
+        proxy_url: http://u:oauth2-proxy-url-password@p.example:3128
+";
+        let mut texts = Vec::new();
+        for (text, origin) in [
+            (OPTIONS, "show.options.yml"),
+            (
+                include_str!("testdata/show.options028.yml"),
+                "show.options028.yml",
+            ),
+            (extra, "extra.yml"),
+        ] {
+            let config = Config::parse(text, origin, Path::new("/etc/lookout")).unwrap();
+            texts.push(config.to_yaml());
+            for module in config.modules.values() {
+                texts.push(module_yaml(module, Some("example.org")));
+            }
+        }
+        let all = texts.concat();
+        for secret in secrets {
+            assert!(!all.contains(secret), "{secret} shows");
+            // Not even a fragment of it, nor its base64.
+            assert!(
+                !all.contains(&secret[..secret.len() / 2]),
+                "{secret} shows in part"
+            );
+        }
+        assert!(all.contains("credentials: <secret>"));
+        assert!(all.contains("client_secret: <secret>"));
+        assert!(all.contains("password: <secret>"));
+        assert!(all.contains("- <secret>"));
+        assert!(all.contains("http://u:xxxxx@p.example:3128"));
     }
 
     #[test]

@@ -109,6 +109,31 @@ impl Url {
         }
     }
 
+    /// Go's `URL.String()` (the fragment aside, which lookout drops), with a
+    /// password replaced by `xxxxx` as prometheus/common's `URL.Redacted()`
+    /// does: how blackbox_exporter's `/config` prints a `proxy_url`.
+    pub(crate) fn redacted(&self) -> String {
+        let mut out = format!("{}://", self.scheme);
+        if let Some((user, password)) = &self.user {
+            out.push_str(&escape(user, Part::UserPassword));
+            if password.is_some() {
+                out.push_str(":xxxxx");
+            }
+            out.push('@');
+        }
+        out.push_str(&escape(&self.host, Part::Host));
+        let path = self.escaped_path();
+        if !path.is_empty() && !path.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(&path);
+        if let Some(query) = &self.query {
+            out.push('?');
+            out.push_str(query);
+        }
+        out
+    }
+
     /// User name and password from the URL, for an Authorization header.
     pub fn user(&self) -> Option<(&str, &str)> {
         self.user
