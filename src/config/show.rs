@@ -382,7 +382,11 @@ fn tls_node(tls: &TlsConfig) -> Option<Node> {
             )
         })
     };
+    // prometheus/common's TLSConfig order: the inline PEM first.
     Fields::new()
+        .omitempty("ca", tls.ca.as_deref().and_then(text))
+        .omitempty("cert", tls.cert.as_deref().and_then(text))
+        .omitempty("key", secret(tls.key.as_ref()))
         .omitempty("ca_file", path(tls.ca_file.as_deref()))
         .omitempty("cert_file", path(tls.cert_file.as_deref()))
         .omitempty("key_file", path(tls.key_file.as_deref()))

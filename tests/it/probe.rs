@@ -666,4 +666,6 @@ fn tls_config_takes_ca_cert_and_key_written_inline() {
     // The key is a secret: /config shows it as such.
     let config = app.admin("GET", "/config").body;
     assert!(!config.contains("PRIVATE KEY"), "{config}");
+    assert!(config.contains("key: <secret>"), "{config}");
+    assert!(config.contains("BEGIN CERTIFICATE"), "{config}");
 }
