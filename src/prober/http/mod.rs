@@ -19,6 +19,7 @@ mod checks;
 mod credentials;
 mod decode;
 mod exchange;
+mod h3;
 mod oauth2;
 mod proxy;
 mod setup;
@@ -120,7 +121,16 @@ async fn run(
     options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<bool, String> {
-    let url = url::parse_target(target)?;
+    // blackbox_exporter probes an http:// target over https:// with HTTP/3.
+    let url = if config.enable_http3 {
+        let https = h3::https_target(target);
+        if https != target {
+            tracing::debug!(target = %https, "HTTP/3 needs https: probing the target over https");
+        }
+        url::parse_target(&https)?
+    } else {
+        url::parse_target(target)?
+    };
     let host = url.hostname().to_owned();
     // Before any lookup: a denied name is never even resolved.
     options.policy.check_name(&host)?;
