@@ -102,7 +102,7 @@ pub struct ClientTls {
 /// Builds the client configuration for one module's `tls_config`; `alpn`
 /// lists the protocols offered, most preferred first.
 pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsError> {
-    build(tls, alpn, provider())
+    build(tls, alpn, &provider())
 }
 
 /// The client configuration of an HTTP/3 probe (`enable_http3`): TLS 1.3
@@ -121,13 +121,13 @@ pub(crate) fn quic_client_config(tls: &TlsConfig) -> Result<ClientTls, TlsError>
                 | rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
         )
     });
-    build(&tls, &[b"h3"], Arc::new(provider))
+    build(&tls, &[b"h3"], &Arc::new(provider))
 }
 
 fn build(
     tls: &TlsConfig,
     alpn: &[&[u8]],
-    provider: Arc<CryptoProvider>,
+    provider: &Arc<CryptoProvider>,
 ) -> Result<ClientTls, TlsError> {
     let versions = versions(tls.min_version, tls.max_version);
     let builder =
