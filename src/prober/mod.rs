@@ -167,7 +167,13 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
-    PROBE_MEMORY + head + body + decoder + dns + lines
+    // HTTP/3: what quinn may hold unread (its receive window) and h3's slack.
+    let quic = if module.prober == ProberKind::Http && http.enable_http3 {
+        http::QUIC_MEMORY
+    } else {
+        0
+    };
+    PROBE_MEMORY + head + body + decoder + dns + lines + quic
 }
 
 /// Every module of one configuration.

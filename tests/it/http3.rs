@@ -40,16 +40,31 @@ struct Server {
 }
 
 fn serve(pki: &Pki, mode: Mode) -> Server {
+    serve_suites(pki, mode, None)
+}
+
+/// A server that allows only `suite`, if given.
+fn serve_suites(pki: &Pki, mode: Mode, suite: Option<rustls::SupportedCipherSuite>) -> Server {
     let leaf = pki.leaf(&["localhost"], (2020, 2039));
-    let mut tls =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(leaf.chain, leaf.key)
-            .unwrap();
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suite) = suite {
+        provider.cipher_suites = vec![suite];
+    }
+    let mut tls = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain, leaf.key)
+        .unwrap();
     tls.alpn_protocols = vec![b"h3".to_vec()];
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls)).unwrap();
+    // QUIC's Initial packets are protected with AES-128-GCM whatever the
+    // server negotiates.
+    let initial = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+        .tls13()
+        .and_then(|suite| suite.quic_suite())
+        .unwrap();
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::with_initial(Arc::new(tls), initial).unwrap();
     let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
@@ -101,20 +116,32 @@ async fn answer(connection: quinn::Connection) {
         let Ok((request, mut stream)) = resolver.resolve_request().await else {
             return;
         };
-        let (status, body) = match request.uri().path() {
-            "/" => (200, "hello over h3\n"),
-            _ => (404, "not here\n"),
+        let port = local_port(&request);
+        let (status, body, location) = match request.uri().path() {
+            "/" => (200, Bytes::from_static(b"hello over h3\n"), None),
+            "/moved" => (302, Bytes::new(), Some("/".to_owned())),
+            "/to-plain" => (302, Bytes::new(), Some(format!("http://localhost:{port}/"))),
+            "/big" => (200, Bytes::from(vec![b'x'; 1 << 20]), None),
+            _ => (404, Bytes::from_static(b"not here\n"), None),
         };
-        let response = http::Response::builder()
+        let mut response = http::Response::builder()
             .status(status)
             .header("content-length", body.len())
-            .header("x-protocol", "h3")
-            .body(())
-            .unwrap();
-        let _ = stream.send_response(response).await;
-        let _ = stream.send_data(Bytes::from_static(body.as_bytes())).await;
+            .header("x-protocol", "h3");
+        if let Some(location) = location {
+            response = response.header("location", location);
+        }
+        let _ = stream.send_response(response.body(()).unwrap()).await;
+        if !body.is_empty() {
+            let _ = stream.send_data(body).await;
+        }
         let _ = stream.finish().await;
     }
+}
+
+/// The port the request's :authority names.
+fn local_port(request: &http::Request<()>) -> u16 {
+    request.uri().port_u16().unwrap_or(443)
 }
 
 /// A HEADERS frame (type 1) announcing 1 GiB, then zeros for as long as the
@@ -383,4 +410,90 @@ fn label_keys(labels: &str) -> Vec<String> {
         }
     }
     keys
+}
+
+#[test]
+fn http3_redirects_are_followed_over_http3_and_a_redirect_to_http_fails() {
+    let pki = Pki::new("h3 test CA");
+    let server = serve(&pki, Mode::Http3);
+    let dir = tempfile::tempdir().unwrap();
+    let file = modules(dir.path(), &pki.ca_pem(), "");
+    let app = spawn_app(&["--config.file", &file], &[("RUST_LOG", "debug")]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    let port = server.addr.port();
+    let moved = probe(&app, &format!("https://localhost:{port}/moved"));
+    assert_eq!(value(&moved, "probe_success"), Some(1.0), "{moved:?}");
+    assert_eq!(value(&moved, "probe_http_redirects"), Some(1.0));
+    assert_eq!(value(&moved, "probe_http_version"), Some(3.0));
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    // quic-go's transport refuses an http:// URL: Go's client returns no
+    // response, so blackbox_exporter fails the probe.
+    let plain = probe(&app, &format!("https://localhost:{port}/to-plain"));
+    assert_eq!(value(&plain, "probe_success"), Some(0.0));
+    assert_eq!(value(&plain, "probe_http_redirects"), Some(1.0));
+    assert!(app.log_line("needs an https URL").contains("http://"));
+}
+
+#[test]
+fn an_http3_body_over_body_size_limit_fails_the_probe() {
+    let pki = Pki::new("h3 test CA");
+    let server = serve(&pki, Mode::Http3);
+    let dir = tempfile::tempdir().unwrap();
+    let file = modules(
+        dir.path(),
+        &pki.ca_pem(),
+        "      body_size_limit: 4KiB\n      fail_if_body_matches_regexp: [\"never\"]\n",
+    );
+    let app = spawn_app(&["--config.file", &file], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    let port = server.addr.port();
+    let big = probe(&app, &format!("https://localhost:{port}/big"));
+    assert_eq!(value(&big, "probe_success"), Some(0.0));
+    assert_eq!(
+        value(&big, "probe_http_uncompressed_body_length"),
+        Some(4096.0)
+    );
+    let small = probe(&app, &format!("https://localhost:{port}/"));
+    assert_eq!(value(&small, "probe_success"), Some(1.0));
+}
+
+#[test]
+fn the_negotiated_http3_cipher_suite_is_reported_by_go_s_name() {
+    use rustls::crypto::ring::cipher_suite;
+    let pki = Pki::new("h3 test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let file = modules(dir.path(), &pki.ca_pem(), "");
+    let app = spawn_app(&["--config.file", &file], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    for (suite, go_name) in [
+        (
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            "TLS_AES_128_GCM_SHA256",
+        ),
+        (
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            "TLS_AES_256_GCM_SHA384",
+        ),
+    ] {
+        let server = serve_suites(&pki, Mode::Http3, Some(suite));
+        let metrics = probe(&app, &format!("https://localhost:{}/", server.addr.port()));
+        let ciphers: Vec<&String> = metrics
+            .iter()
+            .map(|(series, _)| series)
+            .filter(|series| series.starts_with("probe_tls_cipher_info"))
+            .collect();
+        assert_eq!(
+            ciphers,
+            [&format!("probe_tls_cipher_info{{cipher=\"{go_name}\"}}")]
+        );
+    }
+    // lookout's HTTP/3 client offers the AES-GCM suites only (see
+    // client_tls::quic_client_config): a ChaCha20-only server fails it.
+    let chacha = serve_suites(
+        &pki,
+        Mode::Http3,
+        Some(cipher_suite::TLS13_CHACHA20_POLY1305_SHA256),
+    );
+    let metrics = probe(&app, &format!("https://localhost:{}/", chacha.addr.port()));
+    assert_eq!(value(&metrics, "probe_success"), Some(0.0));
 }

@@ -52,6 +52,10 @@ const SLACK: u64 = 64 << 10;
 const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
 
+/// Memory an HTTP/3 probe may hold beyond the http prober's head and body:
+/// data quinn received and h3 has not read yet, and the budget's slack.
+pub(crate) const MEMORY: u64 = CONNECTION_WINDOW as u64 + SLACK;
+
 /// The target rewritten as blackbox_exporter rewrites it for HTTP/3: an
 /// `http://` target, or one without a scheme, is probed over `https://`.
 pub(super) fn https_target(target: &str) -> String {

@@ -30,7 +30,9 @@ pub(crate) use self::{
     oauth2::MAX_TOKEN_RESPONSE,
     setup::{HttpSetup, SetupError},
 };
-pub(super) use self::{decode::memory as decoder_memory, exchange::h2_handshake};
+pub(super) use self::{
+    decode::memory as decoder_memory, exchange::h2_handshake, h3::MEMORY as QUIC_MEMORY,
+};
 use super::{
     address,
     report::{
