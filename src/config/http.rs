@@ -30,8 +30,7 @@ pub struct HttpProbe {
     pub(crate) follow_redirects: bool,
     /// Offer HTTP/2 by ALPN on TLS connections.
     pub(crate) enable_http2: bool,
-    /// HTTP/3: only `false`, the default (see `http3.rs`).
-    #[serde(deserialize_with = "super::http3::only_false")]
+    /// Probe over HTTP/3 (QUIC) instead (see `http3.rs`).
     pub(crate) enable_http3: bool,
     /// Fail when the final response came over TLS.
     pub(crate) fail_if_ssl: bool,
@@ -175,6 +174,9 @@ pub(crate) enum HttpVersion {
     /// HTTP/2
     #[serde(rename = "HTTP/2.0", alias = "HTTP/2")]
     Http2,
+    /// HTTP/3 (`enable_http3` only)
+    #[serde(rename = "HTTP/3.0")]
+    Http3,
 }
 
 /// An HTTP method token.

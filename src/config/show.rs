@@ -187,6 +187,7 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
                 HttpVersion::Http10 => "HTTP/1.0",
                 HttpVersion::Http11 => "HTTP/1.1",
                 HttpVersion::Http2 => "HTTP/2.0",
+                HttpVersion::Http3 => "HTTP/3.0",
             }
             .to_owned(),
         )
@@ -320,7 +321,8 @@ fn http_node(http: &HttpProbe, host: Option<&str>) -> Option<Node> {
             "body_size_limit",
             (http.body_size_limit.0 != 0).then(|| Node::Str(base2_bytes(http.body_size_limit.0))),
         )
-        // `enable_http3` is omitempty, and lookout accepts only false.
+        // The last field of 0.28's HTTPProbe, omitempty.
+        .omitempty("enable_http3", flag(http.enable_http3))
         .nonzero()
 }
 

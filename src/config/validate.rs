@@ -41,6 +41,7 @@ impl Invalid {
 pub(super) fn http(http: &HttpProbe) -> Result<(), Invalid> {
     // Credentials, proxies, http_headers and body_file: prometheus/common's rules.
     super::http_auth::check(http)?;
+    super::http3::check(http)?;
     for code in &http.valid_status_codes {
         if !(100..=599).contains(code) {
             return Err(Invalid::new(

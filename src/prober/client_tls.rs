@@ -110,7 +110,33 @@ pub struct ClientTls {
 /// Builds the client configuration for one module's `tls_config`; `alpn`
 /// lists the protocols offered, most preferred first.
 pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<ClientTls, TlsError> {
-    let provider = provider();
+    build(tls, alpn, &provider())
+}
+
+/// The client configuration of an HTTP/3 probe (`enable_http3`): TLS 1.3
+/// only (blackbox_exporter raises the minimum to 1.3, as QUIC requires),
+/// ALPN `h3`, and the AES-GCM suites only, so that the hash length the
+/// handshake shows (see `http::h3`) names the negotiated suite: every TLS
+/// 1.3 server implements TLS_AES_128_GCM_SHA256 (RFC 8446, section 9.1).
+pub(crate) fn quic_client_config(tls: &TlsConfig) -> Result<ClientTls, TlsError> {
+    let mut tls = tls.clone();
+    tls.min_version = Some(TlsVersion::Tls13);
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|suite| {
+        matches!(
+            suite.suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+                | rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+        )
+    });
+    build(&tls, &[b"h3"], &Arc::new(provider))
+}
+
+fn build(
+    tls: &TlsConfig,
+    alpn: &[&[u8]],
+    provider: &Arc<CryptoProvider>,
+) -> Result<ClientTls, TlsError> {
     let versions = versions(tls.min_version, tls.max_version);
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;

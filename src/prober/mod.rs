@@ -175,7 +175,13 @@ fn memory_cost(module: &Module) -> u64 {
     } else {
         0
     };
-    PROBE_MEMORY + head + body + decoder + dns + lines
+    // HTTP/3: what quinn may hold unread (its receive window) and h3's slack.
+    let quic = if module.prober == ProberKind::Http && http.enable_http3 {
+        http::QUIC_MEMORY
+    } else {
+        0
+    };
+    PROBE_MEMORY + head + body + decoder + dns + lines + quic
 }
 
 /// Every module of one configuration.
@@ -200,11 +206,15 @@ impl Modules {
                 ProberKind::Grpc => (&module.grpc.tls_config, ALPN_H2_ONLY),
                 ProberKind::Icmp => (&NO_TLS, &[][..]),
             };
-            let tls =
-                client_tls::client_config(tls_config, alpn).map_err(|cause| ModuleError::Tls {
-                    module: name.clone(),
-                    cause,
-                })?;
+            let tls = if module.prober == ProberKind::Http && module.http.enable_http3 {
+                client_tls::quic_client_config(tls_config)
+            } else {
+                client_tls::client_config(tls_config, alpn)
+            }
+            .map_err(|cause| ModuleError::Tls {
+                module: name.clone(),
+                cause,
+            })?;
             let http = if module.prober == ProberKind::Http {
                 http::HttpSetup::new(&module.http).map_err(|cause| ModuleError::Http {
                     module: name.clone(),

@@ -27,14 +27,11 @@ fn referenced_files() -> Vec<(&'static str, String)> {
 
 /// (file, module, key): modules refused at load, by name, and why.
 /// CEL: the Rust CEL crate adds 1.1 MB to the static binary (README).
-const REFUSED: &[(&str, &str, &str)] = &[
-    (
-        "example.yml",
-        "http_json_cel_match",
-        "fail_if_body_json_not_matches_cel",
-    ),
-    ("blackbox.yml", "http_3xx", "enable_http3"),
-];
+const REFUSED: &[(&str, &str, &str)] = &[(
+    "example.yml",
+    "http_json_cel_match",
+    "fail_if_body_json_not_matches_cel",
+)];
 
 /// `text` without the module `name` (its key line and the lines indented
 /// under it), the rest byte for byte.

@@ -18,6 +18,7 @@ mod differential;
 mod dns;
 mod grpc;
 mod hardening;
+mod http3;
 mod http_client_differential;
 mod http_oauth2;
 mod http_peers;

@@ -11,9 +11,11 @@
 //! keep a probe reading until its deadline.
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
-use super::decode::{Decoder, Failure};
+use super::{
+    decode::{Decoder, Failure},
+    exchange::ResponseBody,
+};
 use crate::config::Coding;
 use crate::prober::report::{Report, HTTP_BODY_LENGTH};
 
@@ -35,7 +37,7 @@ pub(crate) fn compressed_limit(limit: u64) -> u64 {
 /// Where the body comes from.
 pub(super) enum Source {
     /// The final response's body, read to its end.
-    Stream(Incoming),
+    Stream(ResponseBody),
     /// A redirect that was not followed: Go's client has closed its body
     /// (`empty`: it had none, and reads as empty), and blackbox_exporter
     /// reads it only to start a gzip reader or for a body check.

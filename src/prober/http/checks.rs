@@ -8,7 +8,6 @@ use http::{
     header::{self},
     Response, Version,
 };
-use hyper::body::Incoming;
 
 use super::{
     body::{self, Source},
@@ -48,6 +47,7 @@ pub(super) async fn finish(
         Version::HTTP_10 => Some(HttpVersion::Http10),
         Version::HTTP_11 => Some(HttpVersion::Http11),
         Version::HTTP_2 => Some(HttpVersion::Http2),
+        Version::HTTP_3 => Some(HttpVersion::Http3),
         _ => None,
     };
     report.set(
@@ -56,6 +56,8 @@ pub(super) async fn finish(
             Some(HttpVersion::Http10) => 1.0,
             Some(HttpVersion::Http11) => 1.1,
             Some(HttpVersion::Http2) => 2.0,
+            // quic-go's resp.Proto is "HTTP/3.0", which Go parses as 3.
+            Some(HttpVersion::Http3) => 3.0,
             None => 0.0,
         },
     );
@@ -164,7 +166,7 @@ pub(super) async fn finish(
 
 /// Go's `resp.ContentLength`: the header's value, -1 when unknown, 0 for
 /// responses that cannot have a body.
-pub(super) fn content_length(response: &Response<Incoming>) -> i64 {
+pub(super) fn content_length<B>(response: &Response<B>) -> i64 {
     let status = response.status().as_u16();
     if status == 204 || status == 304 || (100..200).contains(&status) {
         return 0;

@@ -10,7 +10,7 @@ use http::{
     header::{self, HeaderName, HeaderValue},
     Request, Response,
 };
-use http_body_util::Full;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::{body::Incoming, client::conn::http2::SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{
@@ -32,9 +32,14 @@ use crate::prober::{
     PreparedModule,
 };
 
+/// A response body as the checks read it: hyper's (HTTP/1.1, HTTP/2) or
+/// h3's (HTTP/3).
+pub(super) type ResponseBody = UnsyncBoxBody<Bytes, BodyError>;
+pub(super) type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What came back from one hop.
 pub(super) struct Exchange {
-    pub(super) response: Response<Incoming>,
+    pub(super) response: Response<ResponseBody>,
     pub(super) tls: Option<TlsState>,
     pub(super) responded_at: Instant,
     /// Keeps the connection alive until the body is read.
@@ -52,6 +57,9 @@ pub(super) async fn round_trip(
 ) -> Result<Exchange, String> {
     for phase in PHASES {
         report.add_labeled(HTTP_DURATION, &[phase], 0.0);
+    }
+    if config.enable_http3 {
+        return super::h3::round_trip(module, config, hop, policy, additions, report).await;
     }
     let https = hop.url.is_https();
     let port = hop.url.port()?;
@@ -122,7 +130,7 @@ pub(super) async fn round_trip(
         (responded_at - sent).as_secs_f64(),
     );
     Ok(Exchange {
-        response: request_h2,
+        response: request_h2.map(|body| body.map_err(BodyError::from).boxed_unsync()),
         tls,
         responded_at,
         _connection: connection,
@@ -246,8 +254,8 @@ pub(super) fn build_request(
 pub(crate) struct AbortOnDrop(JoinHandle<()>);
 
 impl AbortOnDrop {
-    /// Drives a hyper connection on its own task until dropped.
-    fn spawn(connection: impl std::future::Future + Send + 'static) -> Self {
+    /// Drives a connection on its own task until dropped.
+    pub(super) fn spawn(connection: impl std::future::Future + Send + 'static) -> Self {
         Self(tokio::spawn(async move {
             let _ = connection.await;
         }))

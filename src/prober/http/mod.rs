@@ -19,6 +19,7 @@ mod checks;
 mod credentials;
 mod decode;
 mod exchange;
+mod h3;
 mod oauth2;
 mod proxy;
 mod setup;
@@ -29,7 +30,9 @@ pub(crate) use self::{
     oauth2::MAX_TOKEN_RESPONSE,
     setup::{HttpSetup, SetupError},
 };
-pub(super) use self::{decode::memory as decoder_memory, exchange::h2_handshake};
+pub(super) use self::{
+    decode::memory as decoder_memory, exchange::h2_handshake, h3::MEMORY as QUIC_MEMORY,
+};
 use super::{
     address,
     report::{
@@ -120,7 +123,16 @@ async fn run(
     options: ProbeOptions<'_>,
     report: &mut Report,
 ) -> Result<bool, String> {
-    let url = url::parse_target(target)?;
+    // blackbox_exporter probes an http:// target over https:// with HTTP/3.
+    let url = if config.enable_http3 {
+        let https = h3::https_target(target);
+        if https != target {
+            tracing::debug!(target = %https, "HTTP/3 needs https: probing the target over https");
+        }
+        url::parse_target(&https)?
+    } else {
+        url::parse_target(target)?
+    };
     let host = url.hostname().to_owned();
     // Before any lookup: a denied name is never even resolved.
     options.policy.check_name(&host)?;
