@@ -265,6 +265,9 @@ for arch in amd64 arm64; do
   check "$arch layers are stored gzipped" \
     jq -e '[.layers[].mediaType] | all(. == "application/vnd.oci.image.layer.v1.tar+gzip")' \
     "$WORK/manifest-$arch.json"
+  # The size budget: each layer as the registry stores and serves it.
+  check "$arch layers are each at most 3 MiB gzipped ($(jq -c '[.layers[].size]' "$WORK/manifest-$arch.json") bytes)" \
+    jq -e '[.layers[].size] | all(. <= 3145728)' "$WORK/manifest-$arch.json"
   # Pull it back and compare the binary behind /bin/lookout with the one built in.
   bin_var=${arch^^}_BIN
   pulled=$WORK/pulled-$arch
