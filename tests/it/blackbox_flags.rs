@@ -79,6 +79,11 @@ fn the_helm_charts_arguments_serve_blackbox_exporters_endpoints_on_one_port() {
         metrics.body
     );
     assert!(metrics.body.contains("blackbox_module_unknown_total"));
+    // The modules in force, as blackbox_exporter serves them on its one address.
+    let config = request(addr, "GET", "/config", &[]);
+    assert_eq!(config.status, 200);
+    assert!(config.body.starts_with("modules:\n"), "{}", config.body);
+    assert!(config.body.contains("  tcp_connect:\n"), "{}", config.body);
     let unknown = request(addr, "GET", "/probe?module=nope&target=x", &[]);
     assert_eq!(
         (unknown.status, unknown.body.as_str()),
