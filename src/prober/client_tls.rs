@@ -230,21 +230,21 @@ pub(crate) fn self_check_config() -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-/// The certificates of PEM text written under `key` in a `tls_config`.
-fn inline_certs(pem: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of PEM text written in a configuration file itself;
+/// the error says what is wrong, for the caller to name the key.
+pub(crate) fn pem_text_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|cause| TlsError::Inline {
-            key,
-            message: cause.to_string(),
-        })?;
+        .map_err(|cause| cause.to_string())?;
     if certs.is_empty() {
-        return Err(TlsError::Inline {
-            key,
-            message: "no certificate found".to_owned(),
-        });
+        return Err("no certificate found".to_owned());
     }
     Ok(certs)
+}
+
+/// The certificates of PEM text written under `key` in a `tls_config`.
+fn inline_certs(pem: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    pem_text_certs(pem).map_err(|message| TlsError::Inline { key, message })
 }
 
 /// A PEM file's private key; an error names the file.

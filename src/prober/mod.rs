@@ -142,16 +142,16 @@ fn memory_cost(module: &Module) -> u64 {
         0
     };
     // A body_file's contents, and an oauth2 token response.
-    let body =
-        body + if module.prober == ProberKind::Http && http.body_file.is_some() {
-            http::MAX_BODY_FILE
-        } else {
-            0
-        } + if module.prober == ProberKind::Http && http.oauth2.is_some() {
-            http::MAX_TOKEN_RESPONSE as u64
-        } else {
-            0
-        };
+    let mut sent = 0;
+    if module.prober == ProberKind::Http {
+        if http.body_file.is_some() {
+            sent += http::MAX_BODY_FILE;
+        }
+        if http.oauth2.is_some() {
+            sent += http::MAX_TOKEN_RESPONSE as u64;
+        }
+    }
+    let body = body + sent;
     // Both read an HTTP response head (gRPC over HTTP/2).
     let head = if matches!(module.prober, ProberKind::Http | ProberKind::Grpc) {
         http::MAX_RESPONSE_HEAD as u64

@@ -64,6 +64,33 @@ pub(super) struct Connection<'a> {
     pub(super) peer: &'a (dyn std::fmt::Display + Sync),
 }
 
+/// What the tcp and unix probers do once connected, before the conversation:
+/// register the check gauges (0.28 registers them here), then, with `tls`
+/// set to the server name, the handshake and its metrics.
+pub(super) async fn connected<S>(
+    stream: S,
+    tls: Option<&str>,
+    module: &PreparedModule,
+    peer: &(dyn std::fmt::Display + Sync),
+    report: &mut Report,
+) -> Result<Box<dyn Stream>, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    report.set(FAILED_DUE_TO_REGEX, 0.0);
+    report.set(FAILED_DUE_TO_BYTES, 0.0);
+    let stream: Box<dyn Stream> = match tls {
+        Some(name) => {
+            let (stream, state) = tls_info::connect(&module.tls, name, stream, peer).await?;
+            tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
+            Box::new(stream)
+        }
+        None => Box::new(stream),
+    };
+    tracing::debug!("Successfully dialed");
+    Ok(stream)
+}
+
 /// Runs `steps` over `connection`; `Err` with the reason when the probe failed.
 pub(super) async fn converse(
     connection: Connection<'_>,

@@ -9,9 +9,8 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::{
     address::{port_number, split_target},
-    query_response::{self, Connection, Stream},
-    report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
-    tls_info::{self, TlsMetrics},
+    query_response::{self, Connection},
+    report::Report,
     PreparedModule, ProbeOptions,
 };
 
@@ -51,17 +50,9 @@ async fn run(
     let stream = connect(addr, config.source_ip_address)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    report.set(FAILED_DUE_TO_REGEX, 0.0);
-    report.set(FAILED_DUE_TO_BYTES, 0.0);
     let name = config.tls_config.server_name.as_deref().unwrap_or(host);
-    let stream: Box<dyn Stream> = if config.tls {
-        let (stream, state) = tls_info::connect(&module.tls, name, stream, &addr).await?;
-        tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
-        Box::new(stream)
-    } else {
-        Box::new(stream)
-    };
-    tracing::debug!("Successfully dialed");
+    let tls = config.tls.then_some(name);
+    let stream = query_response::connected(stream, tls, module, &addr, report).await?;
     let connection = Connection {
         stream,
         server_name: Some(name),

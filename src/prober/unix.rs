@@ -7,9 +7,8 @@
 use tokio::net::UnixStream;
 
 use super::{
-    query_response::{self, Connection, Stream},
-    report::{Report, FAILED_DUE_TO_BYTES, FAILED_DUE_TO_REGEX},
-    tls_info::{self, TlsMetrics},
+    query_response::{self, Connection},
+    report::Report,
     PreparedModule, ProbeOptions,
 };
 
@@ -34,19 +33,11 @@ pub(super) async fn probe(
             format!("connecting to unix socket {target}: {e}")
         }
     })?;
-    // Registered once connected, as 0.28's query-response step does.
-    report.set(FAILED_DUE_TO_REGEX, 0.0);
-    report.set(FAILED_DUE_TO_BYTES, 0.0);
-    let stream: Box<dyn Stream> = if config.tls {
-        // Go's default server name for a unix target is the path itself.
-        let name = config.tls_config.server_name.as_deref().unwrap_or(target);
-        let (stream, state) = tls_info::connect(&module.tls, name, stream, &target).await?;
-        tls_info::record(report, &state, &module.tls.extra_roots, TlsMetrics::STREAM);
-        Box::new(stream)
-    } else {
-        Box::new(stream)
-    };
-    tracing::debug!("Successfully dialed");
+    // Go's default server name for a unix target is the path itself.
+    let tls = config
+        .tls
+        .then(|| config.tls_config.server_name.as_deref().unwrap_or(target));
+    let stream = query_response::connected(stream, tls, module, &target, report).await?;
     // A `starttls` step has no such default: Go's tls.Client gets the
     // configured name only.
     let connection = Connection {

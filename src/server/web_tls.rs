@@ -113,15 +113,8 @@ fn versions(
 fn certificates(pem: &Pem, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     match pem {
         Pem::File(path) => client_tls::read_certs(path).map_err(|e| e.to_string()),
-        Pem::Inline(text) => {
-            let certs = CertificateDer::pem_slice_iter(text.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("tls_server_config.{key}: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("tls_server_config.{key}: no certificate found"));
-            }
-            Ok(certs)
-        }
+        Pem::Inline(text) => client_tls::pem_text_certs(text)
+            .map_err(|message| format!("tls_server_config.{key}: {message}")),
     }
 }
 
