@@ -10,7 +10,7 @@
     };
   };
 
-  # Wiring only: each artifact is a function in nix/.
+  # Wiring only: the library is nix/service.nix, each artifact a file in nix/.
   outputs =
     {
       self,
@@ -24,136 +24,87 @@
         "x86_64-linux"
         "aarch64-linux"
       ];
-      # OCI platform names of the build machines.
-      hostArch = {
-        x86_64-linux = "amd64";
-        aarch64-linux = "arm64";
-      };
+
+      # lib.eachSystem (system: { packages = ...; apps = ...; }) gives
+      # { packages.<system> = ...; apps.<system> = ...; }: a flake's outputs.
+      eachSystem =
+        perSystem:
+        let
+          bySystem = lib.genAttrs systems perSystem;
+        in
+        lib.genAttrs (builtins.attrNames bySystem.${builtins.head systems}) (
+          output: builtins.mapAttrs (_: outputs: outputs.${output}) bySystem
+        );
+      mkRustService = import ./nix/service.nix { inherit nixpkgs crane fenix; };
+
       # The build-info metric's revision and the image label: the commit, or "dirty".
       revision = self.rev or "dirty";
 
-      perSystem =
+      lookout =
         system:
         let
-          pkgs = nixpkgs.legacyPackages.${system};
-          toolchain = import ./nix/toolchain.nix { fenix = fenix.packages.${system}; };
-          # cargo and rustc run on the build machine whatever the target, so every
-          # splice gets this machine's fenix toolchain; the function form keeps crane
-          # from warning about an unspliced toolchain when cross compiling (crane#648).
-          craneLibFor = p: (crane.mkLib p).overrideToolchain (_: toolchain);
-          sources = import ./nix/source.nix {
-            inherit lib;
-            craneLib = crane.mkLib pkgs;
-            root = ./.;
-          };
-
-          # Static musl binaries from nixpkgs' cross package sets: their musl gcc links
-          # the binary and builds ring's C code (a glibc stdenv would compile C against
-          # glibc headers; fenix#244, crane#838). The dev shell gets the same compilers.
-          crossPkgs = {
-            amd64 = pkgs.pkgsCross.musl64;
-            arm64 = pkgs.pkgsCross.aarch64-multiplatform-musl;
-          };
-          # Package builds never run the tests; checks.nextest does (issue 11).
-          lookout = builtins.mapAttrs (
-            _: p:
-            p.callPackage ./nix/package.nix {
-              craneLib = craneLibFor p;
-              src = sources.cargo;
-              inherit revision;
-            }
-          ) crossPkgs;
-          host = hostArch.${system};
-
-          # Both images come from this machine's dockerTools (see nix/image.nix).
-          imageFor =
-            architecture: args:
-            pkgs.callPackage ./nix/image.nix (
-              {
-                lookout = lookout.${architecture};
-                inherit architecture revision;
-              }
-              // args
-            );
-          images = {
-            amd64 = imageFor "amd64" { };
-            arm64 = imageFor "arm64" { };
-          };
-
-          push = pkgs.callPackage ./nix/push.nix {
-            inherit images;
-            inherit (lookout.${host}) version;
+          service = mkRustService {
+            inherit system revision;
+            src = ./.;
+            name = "lookout";
+            # The probe API (/probe, /-/healthy) and admin (/healthz, /readyz, /metrics,
+            # /-/reload).
+            ports = [
+              9115
+              9090
+            ];
+            extraSources = [
+              # Compiled in: src/config/mod.rs include_str!("../default-modules.yml").
+              (lib.fileset.fileFilter (file: file.hasExt "yml" || file.hasExt "yaml") ./src)
+              # tests/fuzz_regressions.rs replays the fuzzers' seeds and every crash found.
+              (lib.fileset.maybeMissing ./fuzz/corpus)
+              (lib.fileset.maybeMissing ./fuzz/regressions)
+            ];
+            excludeSources = [
+              # The plain-cargo settings of the Debian build (its cross linker and C
+              # compiler names): in Nix, crane's cross environment provides both, and a
+              # config [env] entry would override it for the cc crate.
+              (lib.fileset.maybeMissing ./.cargo)
+              # Another crate (templates.default), tested on its own.
+              (lib.fileset.maybeMissing ./template)
+            ];
+            # Feeds the build-info metric (src/telemetry/metrics.rs); only the final build
+            # sees it, so a new commit never rebuilds the dependencies.
+            packageEnv.LOOKOUT_GIT_REVISION = revision;
+            # The tests that need the Debian tools of the test command run there instead:
+            # the differential test's oracle is Debian's blackbox_exporter 0.23 (nixpkgs has
+            # a newer one, with more labels), plus promtool, openssl s_server for the TLS
+            # 1.0-only target, and 2,000 sockets for the slowloris test.
+            testArgs = lib.concatStringsSep " " [
+              "-E"
+              "'not (test(/^differential::/) | test(=observability::metrics_pass_promtool_check_metrics)"
+              "| test(=hardening::hostile_targets_fail_cleanly_and_lookout_stays_ready)"
+              "| test(=hardening::slow_header_connections_do_not_starve_a_normal_request))'"
+            ];
+            # For the debug-sidecar pattern only: adds a static busybox.
+            extraImages.debug.extraContents = pkgs: [ pkgs.pkgsStatic.busybox ];
           };
         in
-        {
-          packages = {
-            default = lookout.${host};
-            lookout = lookout.${host};
-            lookout-amd64 = lookout.amd64;
-            lookout-arm64 = lookout.arm64;
-            image = images.${host};
-            image-amd64 = images.amd64;
-            image-arm64 = images.arm64;
-            # For the debug-sidecar pattern only: adds a static busybox.
-            image-debug = imageFor host {
-              name = "lookout-debug";
-              extraContents = [ pkgs.pkgsStatic.busybox ];
+        service
+        // {
+          # The static binary as the image runs it: it starts, turns ready, serves its
+          # admin endpoints, probes a local target and exits 0 on SIGTERM.
+          checks = service.checks // {
+            e2e = nixpkgs.legacyPackages.${system}.callPackage ./nix/e2e.nix {
+              lookout = service.packages.lookout;
             };
           };
-
-          apps = {
-            default = {
-              type = "app";
-              program = lib.getExe lookout.${host};
-              meta.description = "Run lookout";
-            };
-            push = {
-              type = "app";
-              program = lib.getExe push;
-              meta.description = push.meta.description;
-            };
-          };
-
-          # Imported, not callPackage'd: callPackage would add `override` to the set,
-          # which `nix flake check` rejects as a check that is no derivation.
-          checks = import ./nix/checks.nix {
-            inherit (pkgs)
-              lib
-              runCommand
-              writeClosure
-              curl
-              deadnix
-              nixfmt
-              ;
-            craneLib = craneLibFor pkgs;
-            inherit sources;
-            lookout = lookout.${host};
-          };
-
-          devShells.default = pkgs.callPackage ./nix/shell.nix {
-            toolchain = import ./nix/toolchain.nix {
-              fenix = fenix.packages.${system};
-              extraComponents = [
-                "rust-analyzer"
-                "rust-src"
-              ];
-            };
-            crossPkgs = builtins.attrValues crossPkgs;
-          };
-
-          # nixfmt over the whole tree: plain nixfmt formats only the files it is given,
-          # and `nix fmt` gives none.
-          formatter = pkgs.nixfmt-tree;
         };
-
-      bySystem = lib.genAttrs systems perSystem;
-      output = name: builtins.mapAttrs (_: outputs: outputs.${name}) bySystem;
     in
-    {
-      packages = output "packages";
-      apps = output "apps";
-      checks = output "checks";
-      devShells = output "devShells";
-      formatter = output "formatter";
+    eachSystem lookout
+    // {
+      lib = {
+        inherit mkRustService eachSystem systems;
+      };
+
+      templates.default = {
+        path = ./template;
+        description = "A Rust service (axum, /healthz, /readyz, /metrics) as static multi-arch images, with lookout's build library";
+      };
     };
 }

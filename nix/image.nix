@@ -5,51 +5,57 @@
 # `architecture` only writes the config field. Reproducible: `created` and `mtime` keep
 # their default, 1970-01-01T00:00:01Z (never "now").
 {
+  lib,
   dockerTools,
-  lookout,
+  # The static binary's package (meta.mainProgram names the binary).
+  package,
   # GOARCH names, as the OCI config wants: "amd64" or "arm64".
   architecture,
-  # The flake's git revision ("dirty" for an uncommitted tree).
-  revision,
-  name ? "lookout",
-  # Debugging tools for the debug image only (busybox); never in the production image.
-  extraContents ? [ ],
+  # The image's name; its tag is <version>-<architecture>.
+  name,
+  # ExposedPorts: numbers (TCP) or "port/protocol".
+  ports,
+  # Numeric user and group.
+  user,
+  # Environment over SSL_CERT_FILE, and the OCI labels.
+  env,
+  labels,
+  # Debugging tools for a debug image only (busybox), never in the production image.
+  extraContents,
 }:
 let
+  uid = toString user;
   # Kubernetes' runAsNonRoot can only verify a numeric user, so config.User is
   # numeric; the passwd/group entries give it a name for tools that look one up.
   fakeNss = dockerTools.fakeNss.override {
-    extraPasswdLines = [ "nonroot:x:65532:65532:nonroot:/var/empty:/sbin/nologin" ];
-    extraGroupLines = [ "nonroot:x:65532:" ];
+    extraPasswdLines = [ "nonroot:x:${uid}:${uid}:nonroot:/var/empty:/sbin/nologin" ];
+    extraGroupLines = [ "nonroot:x:${uid}:" ];
   };
+  # The binary carries what it needs to trust servers (lookout: webpki roots); this
+  # serves anything that reads the conventional variable. (cacert's setup hook sets it
+  # at build time only.)
+  environment = {
+    SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt";
+  }
+  // env;
+  port = p: if builtins.isInt p then "${toString p}/tcp" else p;
 in
 dockerTools.buildLayeredImage {
   inherit name architecture;
-  tag = "${lookout.version}-${architecture}";
+  tag = "${package.version}-${architecture}";
   contents = [
-    lookout
+    package
     dockerTools.caCertificates
     fakeNss
   ]
   ++ extraContents;
   config = {
-    Entrypoint = [ "/bin/lookout" ];
-    User = "65532:65532";
-    ExposedPorts = {
-      # probe API: /probe, /-/healthy
-      "9115/tcp" = { };
-      # admin: /healthz, /readyz, /metrics, /-/reload
-      "9090/tcp" = { };
-    };
-    # The binary carries its own webpki roots; this serves anything that reads the
-    # conventional variable. (cacert's setup hook sets it at build time only.)
-    Env = [ "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" ];
-    Labels = {
-      "org.opencontainers.image.title" = "lookout";
-      "org.opencontainers.image.source" = "https://github.com/lookout-dev/lookout";
-      "org.opencontainers.image.version" = lookout.version;
-      "org.opencontainers.image.revision" = revision;
-      "org.opencontainers.image.licenses" = "Apache-2.0";
-    };
+    Entrypoint = [ "/bin/${package.meta.mainProgram}" ];
+    User = "${uid}:${uid}";
+    Env = lib.mapAttrsToList (var: value: "${var}=${value}") environment;
+    Labels = labels;
+  }
+  // lib.optionalAttrs (ports != [ ]) {
+    ExposedPorts = lib.genAttrs (map port ports) (_: { });
   };
 }

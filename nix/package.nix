@@ -1,14 +1,26 @@
-# lookout as a static musl binary for one target, built with crane. Called from the
+# One crate as a static musl binary for one target, built with crane. Called from the
 # target's cross package set (pkgsCross.musl64, pkgsCross.aarch64-multiplatform-musl), so
 # `stdenv` is that set's: its C compiler is the musl cross gcc that links the binary and
-# compiles ring's C code (crane exports it as the target's linker, CC and AR).
+# compiles C dependencies (crane exports it as the target's linker, CC and AR).
 {
   lib,
   stdenv,
   craneLib,
   src,
-  revision,
   cargo-auditable,
+  # The binary (meta.mainProgram).
+  name,
+  # crane's cargoExtraArgs: --locked, and the features.
+  cargoExtraArgs,
+  # Environment of the final build only.
+  packageEnv,
+  # Build tools (build machine) and libraries (target).
+  extraNativeBuildInputs,
+  buildInputs,
+  # meta, from Cargo.toml.
+  description,
+  homepage,
+  license,
 }:
 let
   inherit (craneLib.crateNameFromCargoToml { inherit src; }) pname version;
@@ -25,15 +37,17 @@ let
       pname
       version
       cargoVendorDir
+      buildInputs
       ;
     # Never test in a package build (issue 11): crane runs `cargo test` wherever the
     # builder can execute the target, and a glibc x86_64 builder can execute static musl
-    # x86_64, but the suite needs tools and sockets the sandbox lacks. The tests are
+    # x86_64, but a suite may need tools and sockets the sandbox lacks. The tests are
     # checks.nextest. In buildDepsOnly, false also drops the test targets (its
     # `--all-targets` check and `cargo test --no-run`), which no package build uses.
     doCheck = false;
     # Needless rebuilds otherwise (crane#403, crane#684).
     strictDeps = true;
+    nativeBuildInputs = extraNativeBuildInputs;
     CARGO_BUILD_TARGET = target;
     # build.rustflags apply to the target only when a target is set, so build
     # scripts and proc macros stay dynamic host binaries.
@@ -43,7 +57,8 @@ let
       # (which crane then scrubs to /nix/store/eeee...): name a stable path instead.
       "--remap-path-prefix=${cargoVendorDir}=/cargo/vendor"
     ];
-  };
+  }
+  // lib.optionalAttrs (cargoExtraArgs != "--locked") { inherit cargoExtraArgs; };
 
   # This target's own dependency build: artifacts are only reusable with the same
   # target, toolchain, flags and features.
@@ -51,23 +66,21 @@ let
 in
 craneLib.buildPackage (
   commonArgs
+  // packageEnv
   // {
     inherit cargoArtifacts;
     # Embeds the dependency list (cargo-auditable) so image scanners see the crates
     # inside a distroless image. Not `cargoWithProfile auditable build`: that helper puts
     # --release before the subcommand.
-    nativeBuildInputs = [ cargo-auditable ];
+    nativeBuildInputs = extraNativeBuildInputs ++ [ cargo-auditable ];
     cargoBuildCommand = "cargo auditable build --release";
-    # Feeds the build-info metric (src/telemetry/metrics.rs); only the final build sees it, so a
-    # new commit never rebuilds the dependencies.
-    LOOKOUT_GIT_REVISION = revision;
     passthru = { inherit cargoArtifacts target; };
     meta = {
-      description = "Prometheus prober, a drop-in for blackbox_exporter (static, ${target})";
-      homepage = "https://github.com/lookout-dev/lookout";
-      license = lib.licenses.asl20;
-      mainProgram = "lookout";
+      description = "${description} (static, ${target})";
+      mainProgram = name;
       platforms = lib.platforms.linux;
-    };
+    }
+    // lib.optionalAttrs (homepage != null) { inherit homepage; }
+    // lib.optionalAttrs (license != null) { license = lib.getLicenseFromSpdxId license; };
   }
 )

@@ -12,10 +12,11 @@
   skopeo,
   # { amd64 = <image-amd64>; arm64 = <image-arm64>; }
   images,
+  name,
   version,
 }:
 writeShellApplication {
-  name = "lookout-push";
+  name = "${name}-push";
   runtimeInputs = [
     coreutils
     gawk
@@ -25,13 +26,19 @@ writeShellApplication {
     skopeo
   ];
   runtimeEnv = {
-    LOOKOUT_IMAGE_AMD64 = "${images.amd64}";
-    LOOKOUT_IMAGE_ARM64 = "${images.arm64}";
-    LOOKOUT_DEFAULT_TAG = version;
-  };
+    PUSH_NAME = name;
+    PUSH_DEFAULT_TAG = version;
+    PUSH_ARCHITECTURES = builtins.concatStringsSep " " (builtins.attrNames images);
+  }
+  // builtins.listToAttrs (
+    map (arch: {
+      name = "PUSH_IMAGE_${if arch == "amd64" then "AMD64" else "ARM64"}";
+      value = "${images.${arch}}";
+    }) (builtins.attrNames images)
+  );
   text = builtins.readFile ./push.sh;
   meta = {
-    description = "Push lookout's amd64 and arm64 images as one multi-arch index and print its digest";
-    mainProgram = "lookout-push";
+    description = "Push ${name}'s images as one multi-arch index and print its digest";
+    mainProgram = "${name}-push";
   };
 }

@@ -1,6 +1,6 @@
 # `nix develop`: the build's fenix toolchain (plus rust-analyzer and the standard
 # library's sources), the tools the project's commands use, and the musl C cross
-# compilers, so the README's static builds (`cargo build --release --locked --target
+# compilers, so static builds (`cargo build --release --locked --target
 # x86_64-unknown-linux-musl`, and aarch64) work here unchanged (issue 11).
 {
   lib,
@@ -9,6 +9,8 @@
   # The static targets' package sets (pkgsCross.musl64, aarch64-multiplatform-musl):
   # each stdenv.cc runs here and compiles and links for that set's platform.
   crossPkgs,
+  # The caller's own tools.
+  extraPackages,
   cargo-auditable,
   cargo-deny,
   cargo-nextest,
@@ -53,7 +55,8 @@ mkShell (
       nixfmt
       skopeo
       taplo
-    ];
+    ]
+    ++ extraPackages;
   }
   // lib.mergeAttrsList (map crossEnv crossPkgs)
 )

@@ -1,33 +1,25 @@
-# What each derivation sees of the repository. Narrow sources are what make editing
-# README.md, k8s/ or the Nix files rebuild nothing: a derivation's hash changes only when
+# What each derivation sees of the repository. Narrow sources are what make editing a
+# README, k8s/ or the Nix files rebuild nothing: a derivation's hash changes only when
 # a file it can see changes. (Flakes see git-tracked files only.)
 {
   lib,
   craneLib,
   root,
+  # Paths or file sets cargo needs besides the Cargo sources, and ones it must not see.
+  extraSources ? [ ],
+  excludeSources ? [ ],
 }:
 let
   inherit (lib) fileset;
 in
 {
   # Everything cargo needs: manifests, lock file, Rust sources, TOML configuration
-  # (clippy.toml, deny.toml, rustfmt), and the non-Rust files the crate compiles in
-  # (src/config/mod.rs: include_str!("../default-modules.yml")).
+  # (clippy.toml, deny.toml, rustfmt), and the caller's extra files.
   cargo = fileset.toSource {
     inherit root;
-    fileset =
-      fileset.difference
-        (fileset.unions [
-          (craneLib.fileset.commonCargoSources root)
-          (fileset.fileFilter (file: file.hasExt "yml" || file.hasExt "yaml") (root + "/src"))
-          # tests/fuzz_regressions.rs replays the fuzzers' seeds and every crash found.
-          (fileset.maybeMissing (root + "/fuzz/corpus"))
-          (fileset.maybeMissing (root + "/fuzz/regressions"))
-        ])
-        # .cargo/config.toml holds the plain-cargo settings of the Debian build (its cross
-        # linker and C compiler names): in Nix, crane's cross environment provides both,
-        # and a config [env] entry would override it for the cc crate.
-        (fileset.maybeMissing (root + "/.cargo"));
+    fileset = fileset.difference (fileset.unions (
+      [ (craneLib.fileset.commonCargoSources root) ] ++ extraSources
+    )) (fileset.unions excludeSources);
   };
 
   # Every TOML file, for the taplo format check.

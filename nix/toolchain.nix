@@ -1,10 +1,12 @@
 # The Rust toolchain: fenix's stable channel (the fenix revision in flake.lock pins the
-# version) with the standard library of both musl targets, combined into one sysroot.
+# version) with the standard library of each target, combined into one sysroot.
 # fenix's toolchains are prebuilt for the machine they run on, so `fenix` is
 # `fenix.packages.${buildSystem}`. The dev shell passes extraComponents (rust-analyzer
 # finds the standard library's sources through the same sysroot, hence one combine).
 {
   fenix,
+  # Rust target triples whose standard library the sysroot holds.
+  targets,
   extraComponents ? [ ],
 }:
 fenix.combine (
@@ -13,8 +15,7 @@ fenix.combine (
     fenix.stable.clippy
     fenix.stable.rustc
     fenix.stable.rustfmt
-    fenix.targets.x86_64-unknown-linux-musl.stable.rust-std
-    fenix.targets.aarch64-unknown-linux-musl.stable.rust-std
   ]
+  ++ map (target: fenix.targets.${target}.stable.rust-std) targets
   ++ map (component: fenix.stable.${component}) extraComponents
 )

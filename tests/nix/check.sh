@@ -163,6 +163,27 @@ else
   done <<<"$eval_results"
 fi
 
+# lib.mkRustService refuses what it does not know, by name: a misspelt argument is an
+# evaluation error (which tryEval cannot catch, so it is run here), as is a bad target.
+mk_rust_service() { # mk_rust_service ARGS: evaluates a call with ARGS, prints its binary's path
+  nix-instantiate --eval --strict -E "
+    let lookout = (import $ROOT/tests/nix/outputs.nix { }).lookout; in
+    (lookout.lib.mkRustService ({ system = \"x86_64-linux\"; src = $ROOT/template;
+      name = \"my-service\"; } // $1)).packages.default.outPath"
+}
+refused_by_name() { # refused_by_name MESSAGE ARGS: the call fails, naming the problem
+  local out status=0
+  out=$(mk_rust_service "$2" 2>&1) || status=$?
+  if ((status != 0)) && [[ $out == *"$1"* ]]; then return 0; fi
+  printf 'exit %s, wanted an error with "%s":\n%s\n' "$status" "$1" "$out"
+  return 1
+}
+check "lib.mkRustService: a misspelt argument is an evaluation error naming it" \
+  refused_by_name "unexpected argument 'port'" '{ port = 8080; }'
+check "lib.mkRustService: an unknown target is an evaluation error naming it" \
+  refused_by_name "unknown targets riscv64" '{ targets = [ "riscv64" "arm64" ]; }'
+check "lib.mkRustService: system, src and name are enough" mk_rust_service '{ }'
+
 # The same data again from a nix-instantiate that first warns on stderr, as Nix does on a
 # machine without the nixbld group: the lock check and the eval tests must not notice.
 shim=$scratch/shim
@@ -220,7 +241,8 @@ fi
 
 # Flakes copy only tracked files: nothing the flake reads may be git-ignored.
 flake_files=(flake.nix flake.lock deny.toml taplo.toml Cargo.toml Cargo.lock src/default-modules.yml
-  nix/push.sh nix/e2e.sh "${nix_files[@]#./}")
+  nix/push.sh nix/load.sh nix/e2e.sh "${nix_files[@]#./}" template/Cargo.toml template/Cargo.lock
+  template/deny.toml)
 if git rev-parse --git-dir >/dev/null 2>&1; then
   ignored=$(git check-ignore --no-index "${flake_files[@]}" || true)
   result "$([[ -z $ignored ]] && echo 0 || echo 1)" "no file the flake reads is git-ignored" "$ignored"

@@ -1,6 +1,8 @@
 # Evaluation tests of flake.nix and nix/ against stand-ins of nixpkgs, crane and fenix
 # (tests/nix/stand-ins/): the flake's own `outputs` function is called with them, for
-# both systems, and its outputs are checked against what issues 5 and 11 ask. The
+# both systems, and its outputs are checked against what issues 5, 11 and 17 ask; the
+# template's flake is evaluated through the library (lib.mkRustService) and held to the
+# same checks, so the library cannot drift from it (tests/nix/outputs.nix). The
 # stand-ins model what a build executes (which phases run, which cargo commands, with
 # which environment), so "no package build runs the tests" and "the dev shell's C
 # compilers are the cross compilers" are asserted, not assumed. Run by
@@ -15,7 +17,6 @@ let
   lib = import ./stand-ins/lib.nix;
   nixpkgs = import ./stand-ins/nixpkgs.nix { inherit lib; };
   crane = import ./stand-ins/crane.nix { inherit lib; };
-  fenix = import ./stand-ins/fenix.nix { inherit lib; };
 
   inherit (builtins)
     all
@@ -39,27 +40,101 @@ let
     toJSON
     ;
 
-  flake = import (root + "/flake.nix");
   rev = "0123456789abcdef0123456789abcdef01234567";
-  outputs = flake.outputs {
-    self = {
-      inherit rev;
-      outPath = root;
-    };
-    inherit nixpkgs crane fenix;
-  };
-  dirtyOutputs = flake.outputs {
-    self.outPath = root;
-    inherit nixpkgs crane fenix;
-  };
+  outputs = (import ./outputs.nix { revision = rev; }).lookout;
+  dirtyOutputs = (import ./outputs.nix { }).lookout;
 
   version = (fromTOML (readFile (root + "/Cargo.toml"))).package.version;
+
+  # The template's flake (templates.default), evaluated through this flake's library as
+  # `nix flake init -t` would leave it: its `lookout` input is this flake
+  # (tests/nix/outputs.nix).
+  templateRoot = root + "/template";
+  templateRev = "89abcdef0123456789abcdef0123456789abcdef";
+  templateOutputs = (import ./outputs.nix { revision = templateRev; }).template;
+
+  # What each service's outputs must be; the checks below are the same for both.
+  services = {
+    lookout = {
+      prefix = "";
+      inherit
+        root
+        outputs
+        version
+        rev
+        ;
+      name = "lookout";
+      extraPackages = [ "image-debug" ];
+      ports = {
+        "9090/tcp" = { };
+        "9115/tcp" = { };
+      };
+      labels = {
+        "org.opencontainers.image.title" = "lookout";
+        "org.opencontainers.image.source" = "https://github.com/lookout-dev/lookout";
+        "org.opencontainers.image.version" = version;
+        "org.opencontainers.image.revision" = rev;
+        "org.opencontainers.image.licenses" = "Apache-2.0";
+      };
+      packageEnv.LOOKOUT_GIT_REVISION = rev;
+      checks = [
+        "cargo-deny"
+        "clippy"
+        "closure"
+        "e2e"
+        "nextest"
+        "nix-deadnix"
+        "nix-fmt"
+        "rustfmt"
+        "toml-fmt"
+      ];
+      nextest = "cargo nextest run --cargo-profile release -E 'not (test(/^differential::/)";
+    };
+    template =
+      let
+        toml = (fromTOML (readFile (templateRoot + "/Cargo.toml"))).package;
+      in
+      {
+        prefix = "template: ";
+        root = templateRoot;
+        outputs = templateOutputs;
+        inherit (toml) version;
+        rev = templateRev;
+        name = "my-service";
+        extraPackages = [ ];
+        ports = {
+          "8080/tcp" = { };
+        };
+        labels = {
+          "org.opencontainers.image.title" = "my-service";
+          "org.opencontainers.image.version" = toml.version;
+          "org.opencontainers.image.revision" = templateRev;
+          "org.opencontainers.image.licenses" = toml.license;
+        };
+        packageEnv = { };
+        checks = [
+          "cargo-deny"
+          "clippy"
+          "closure"
+          "nextest"
+          "nix-deadnix"
+          "nix-fmt"
+          "rustfmt"
+          "toml-fmt"
+        ];
+        nextest = "cargo nextest run --cargo-profile release";
+      };
+  };
   sorted = sort (a: b: a < b);
   test = name: ok: detail: { inherit name ok detail; };
   eq =
     name: actual: expected:
     test name (actual == expected) "expected ${toJSON expected}, got ${toJSON actual}";
 
+  systems = [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
   hostArch = {
     x86_64-linux = "amd64";
     aarch64-linux = "arm64";
@@ -141,33 +216,37 @@ let
       p = (crossPrograms system).${path} or null;
     in
     p != null && p.target == target && elem p.tool tools;
-
   forSystem =
-    system:
+    svc: system:
     let
+      inherit (svc)
+        outputs
+        name
+        version
+        ;
       p = outputs.packages.${system};
       host = hostArch.${system};
-      s = "${system}: ";
+      s = "${svc.prefix}${system}: ";
       checks = outputs.checks.${system};
 
       packageTests =
         arch:
         let
-          pkg = p."lookout-${arch}";
+          pkg = p."${name}-${arch}";
           deps = pkg.args.cargoArtifacts;
           flags = pkg.args.CARGO_BUILD_RUSTFLAGS;
         in
         [
-          (eq "${s}lookout-${arch} is built by crane over the ${triple.${arch}} package set" pkg.target
+          (eq "${s}${name}-${arch} is built by crane over the ${triple.${arch}} package set" pkg.target
             triple.${arch}
           )
-          (eq "${s}lookout-${arch} sets CARGO_BUILD_TARGET ${triple.${arch}}" pkg.args.CARGO_BUILD_TARGET
+          (eq "${s}${name}-${arch} sets CARGO_BUILD_TARGET ${triple.${arch}}" pkg.args.CARGO_BUILD_TARGET
             triple.${arch}
           )
-          (test "${s}lookout-${arch} runs no tests: doCheck false, no check phase, no cargo test (issue 11)" (
+          (test "${s}${name}-${arch} runs no tests: doCheck false, no check phase, no cargo test (issue 11)" (
             runsNoTests pkg && pkg.args.doCheck or null == false
           ) (showRun pkg))
-          (eq "${s}lookout-${arch} runs unpack, patch, configure, build, install and fixup" (phaseNames pkg) [
+          (eq "${s}${name}-${arch} runs unpack, patch, configure, build, install and fixup" (phaseNames pkg) [
             "unpackPhase"
             "patchPhase"
             "configurePhase"
@@ -175,7 +254,7 @@ let
             "installPhase"
             "fixupPhase"
           ])
-          (eq "${s}lookout-${arch}'s cargo commands: one release build with cargo-auditable"
+          (eq "${s}${name}-${arch}'s cargo commands: one release build with cargo-auditable"
             (cargoCommands pkg)
             [
               "buildPhase: cargo --version"
@@ -183,11 +262,11 @@ let
             ]
           )
           (test
-            "${s}lookout-${arch}'s dependency build runs no tests and compiles none (doCheck false: no --all-targets, no cargo test --no-run)"
+            "${s}${name}-${arch}'s dependency build runs no tests and compiles none (doCheck false: no --all-targets, no cargo test --no-run)"
             (runsNoTests deps && !any compilesTests deps.commands)
             (showRun deps)
           )
-          (eq "${s}lookout-${arch}'s dependency build: cargo check and cargo build, release and locked"
+          (eq "${s}${name}-${arch}'s dependency build: cargo check and cargo build, release and locked"
             (cargoCommands deps)
             [
               "buildPhase: cargo --version"
@@ -196,12 +275,12 @@ let
             ]
           )
           (eq
-            "${s}lookout-${arch}: cargo sees the same environment in the dependency and the package build (but the revision and crane's deps marker)"
+            "${s}${name}-${arch}: cargo sees the same environment in the dependency and the package build (but packageEnv and crane's deps marker)"
             (removeAttrs deps.env [ "CRANE_BUILD_DEPS_ONLY" ])
-            (removeAttrs pkg.env [ "LOOKOUT_GIT_REVISION" ])
+            (removeAttrs pkg.env (attrNames svc.packageEnv))
           )
           (test
-            "${s}lookout-${arch} links and compiles C with the ${triple.${arch}} cross gcc driver (crane's cross environment; -cc, never -ld)"
+            "${s}${name}-${arch} links and compiles C with the ${triple.${arch}} cross gcc driver (crane's cross environment; -cc, never -ld)"
             (
               isCrossTool system triple.${arch} [ "cc" "gcc" ] (
                 pkg.env."CARGO_TARGET_${upperVar triple.${arch}}_LINKER" or ""
@@ -211,12 +290,12 @@ let
             )
             (toJSON pkg.env)
           )
-          (test "${s}lookout-${arch} has its own buildDepsOnly for its target" (
+          (test "${s}${name}-${arch} has its own buildDepsOnly for its target" (
             deps.fn == "buildDepsOnly"
             && deps.target == triple.${arch}
             && deps.args.CARGO_BUILD_TARGET == triple.${arch}
           ) "deps: ${deps.fn or "?"} for ${deps.target or "?"}")
-          (eq "${s}lookout-${arch}'s dependency build has the same doCheck, flags and vendor dir"
+          (eq "${s}${name}-${arch}'s dependency build has the same doCheck, flags and vendor dir"
             [
               (deps.args.doCheck or null)
               deps.args.CARGO_BUILD_RUSTFLAGS
@@ -228,25 +307,28 @@ let
               pkg.args.cargoVendorDir.outPath
             ]
           )
-          (test "${s}lookout-${arch} links statically and remaps the vendor paths" (
+          (test "${s}${name}-${arch} links statically and remaps the vendor paths" (
             match ".*-C target-feature=\\+crt-static.*" flags != null
             && match ".*--remap-path-prefix=/nix/store/[^=]*-vendor-cargo-deps=/cargo/vendor.*" flags != null
           ) flags)
-          (test "${s}lookout-${arch} is built with cargo-auditable" (
+          (test "${s}${name}-${arch} is built with cargo-auditable" (
             match "cargo auditable build.*" pkg.args.cargoBuildCommand != null
             && any (x: x.name == "cargo-auditable") pkg.args.nativeBuildInputs
           ) pkg.args.cargoBuildCommand)
-          (eq "${s}lookout-${arch} sets strictDeps"
+          (eq "${s}${name}-${arch} sets strictDeps"
             [ pkg.args.strictDeps deps.args.strictDeps ]
             [ true true ]
           )
-          (eq "${s}lookout-${arch} gets LOOKOUT_GIT_REVISION from self.rev" pkg.args.LOOKOUT_GIT_REVISION rev)
-          (test "${s}lookout-${arch}'s dependencies do not see the revision" (
-            !(deps.args ? LOOKOUT_GIT_REVISION)
+          (eq "${s}${name}-${arch}'s final build gets packageEnv"
+            (builtins.intersectAttrs svc.packageEnv pkg.args)
+            svc.packageEnv
+          )
+          (test "${s}${name}-${arch}'s dependencies do not see packageEnv" (
+            builtins.intersectAttrs svc.packageEnv deps.args == { }
           ) "")
-          (eq "${s}lookout-${arch} has meta.mainProgram lookout" pkg.meta.mainProgram "lookout")
-          (eq "${s}lookout-${arch} is version ${version}" pkg.version version)
-          (eq "${s}lookout-${arch} uses fenix stable with both musl targets (build machine's toolchain)"
+          (eq "${s}${name}-${arch} has meta.mainProgram ${name}" pkg.meta.mainProgram name)
+          (eq "${s}${name}-${arch} is version ${version}" pkg.version version)
+          (eq "${s}${name}-${arch} uses fenix stable with both musl targets (build machine's toolchain)"
             pkg.toolchain.components
             [
               "stable.${systemTriple}.cargo"
@@ -257,7 +339,7 @@ let
               "stable.aarch64-unknown-linux-musl.rust-std"
             ]
           )
-          (eq "${s}lookout-${arch}'s toolchain runs on ${system}" pkg.toolchain.system system)
+          (eq "${s}${name}-${arch}'s toolchain runs on ${system}" pkg.toolchain.system system)
         ];
       systemTriple =
         {
@@ -275,20 +357,11 @@ let
         [
           (eq "${s}image-${arch} architecture" img.image.architecture arch)
           (eq "${s}image-${arch} is built with the build machine's dockerTools" img.fromSet system)
-          (eq "${s}image-${arch} Entrypoint" config.Entrypoint [ "/bin/lookout" ])
+          (eq "${s}image-${arch} Entrypoint" config.Entrypoint [ "/bin/${name}" ])
           (eq "${s}image-${arch} User is numeric" config.User "65532:65532")
-          (eq "${s}image-${arch} ExposedPorts" config.ExposedPorts {
-            "9090/tcp" = { };
-            "9115/tcp" = { };
-          })
+          (eq "${s}image-${arch} ExposedPorts" config.ExposedPorts svc.ports)
           (eq "${s}image-${arch} Env" config.Env [ "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" ])
-          (eq "${s}image-${arch} OCI labels" config.Labels {
-            "org.opencontainers.image.title" = "lookout";
-            "org.opencontainers.image.source" = "https://github.com/lookout-dev/lookout";
-            "org.opencontainers.image.version" = version;
-            "org.opencontainers.image.revision" = rev;
-            "org.opencontainers.image.licenses" = "Apache-2.0";
-          })
+          (eq "${s}image-${arch} OCI labels" config.Labels svc.labels)
           (eq "${s}image-${arch} config has nothing else" (sorted (attrNames config)) [
             "Entrypoint"
             "Env"
@@ -299,7 +372,7 @@ let
           (eq "${s}image-${arch} contents: the ${arch} binary, the CA bundle, passwd/group"
             (map (c: c.name) contents)
             [
-              p."lookout-${arch}".name
+              p."${name}-${arch}".name
               "ca-certificates"
               "fake-nss"
             ]
@@ -324,21 +397,28 @@ let
         ];
     in
     [
-      (eq "${s}packages" (sorted (attrNames p)) [
-        "default"
-        "image"
-        "image-amd64"
-        "image-arm64"
-        "image-debug"
-        "lookout"
-        "lookout-amd64"
-        "lookout-arm64"
-      ])
-      (eq "${s}lookout and default are the ${host} binary"
-        [ p.lookout.outPath p.default.outPath ]
+      (eq "${s}packages" (sorted (attrNames p)) (
+        sorted (
+          [
+            "default"
+            "image"
+            "image-amd64"
+            "image-arm64"
+            name
+            "${name}-amd64"
+            "${name}-arm64"
+          ]
+          ++ svc.extraPackages
+        )
+      ))
+      (eq "${s}${name} and default are the ${host} binary"
         [
-          p."lookout-${host}".outPath
-          p."lookout-${host}".outPath
+          p.${name}.outPath
+          p.default.outPath
+        ]
+        [
+          p."${name}-${host}".outPath
+          p."${name}-${host}".outPath
         ]
       )
       (eq "${s}image is the ${host} image" p.image.outPath p."image-${host}".outPath)
@@ -346,42 +426,25 @@ let
         length (
           attrNames (
             lib.genAttrs [
-              p.lookout-amd64.args.cargoArtifacts.id
-              p.lookout-arm64.args.cargoArtifacts.id
+              p."${name}-amd64".args.cargoArtifacts.id
+              p."${name}-arm64".args.cargoArtifacts.id
               checks.clippy.args.cargoArtifacts.id
             ] (x: x)
           )
         ) == 3
       ) "")
-      (eq "${s}image-debug adds a static busybox to the ${host} image" (map (
-        c: c.name
-      ) p.image-debug.image.contents) (map (c: c.name) p."image-${host}".image.contents ++ [ "busybox" ]))
-      (eq "${s}image-debug's busybox is static" (builtins.elemAt p.image-debug.image.contents 3).isStatic
-        true
-      )
-      (eq "${s}image-debug is named lookout-debug" p.image-debug.imageName "lookout-debug")
       (eq "${s}apps" (sorted (attrNames outputs.apps.${system})) [
         "default"
+        "load"
         "push"
       ])
       (eq "${s}apps.default runs the ${host} binary" outputs.apps.${system}.default.program
-        "${p."lookout-${host}"}/bin/lookout"
+        "${p."${name}-${host}"}/bin/${name}"
       )
-      (test "${s}apps.push runs lookout-push" (
-        match "/nix/store/.*-lookout-push/bin/lookout-push" outputs.apps.${system}.push.program != null
-        && all (a: a.type == "app" && a.meta ? description) (builtins.attrValues outputs.apps.${system})
-      ) outputs.apps.${system}.push.program)
-      (eq "${s}checks" (sorted (attrNames checks)) [
-        "cargo-deny"
-        "clippy"
-        "closure"
-        "e2e"
-        "nextest"
-        "nix-deadnix"
-        "nix-fmt"
-        "rustfmt"
-        "toml-fmt"
-      ])
+      (test "${s}every app is an app with a description" (all (
+        a: a.type == "app" && a.meta ? description
+      ) (builtins.attrValues outputs.apps.${system})) "")
+      (eq "${s}checks" (sorted (attrNames checks)) svc.checks)
       (test "${s}every check is a derivation (nix flake check rejects anything else)" (all (
         c: c.type or null == "derivation"
       ) (builtins.attrValues checks)) "")
@@ -394,19 +457,12 @@ let
         && !(checks.clippy.args.cargoArtifacts.args ? CARGO_BUILD_TARGET)
       ) checks.clippy.args.cargoArtifacts.target)
       (eq "${s}nextest runs natively" checks.nextest.target systemTriple)
-      (test
-        "${s}checks.nextest runs the test suite: its check phase runs cargo nextest run (release, the Debian-only tests filtered out)"
-        (
-          checks.nextest.doCheck
-          && any (
-            c:
-            c.phase == "checkPhase"
-            && runsTests c
-            && lib.hasPrefix "cargo nextest run --cargo-profile release -E 'not (test(/^differential::/)" c.command
-          ) checks.nextest.commands
-        )
-        (showRun checks.nextest)
-      )
+      (test "${s}checks.nextest runs the test suite: its check phase runs ${svc.nextest}" (
+        checks.nextest.doCheck
+        && any (
+          c: c.phase == "checkPhase" && runsTests c && lib.hasPrefix svc.nextest c.command
+        ) checks.nextest.commands
+      ) (showRun checks.nextest))
       (test
         "${s}the checks' dependency build compiles the test targets clippy and nextest use, and runs no tests"
         (
@@ -442,7 +498,7 @@ let
       )
       (
         let
-          # Every derivation that builds a lookout binary for an output: the packages, the
+          # Every derivation that builds a binary for an output: the packages, the
           # images' binaries, the binary the closure check inspects, and their dependency
           # builds.
           binaries = [
@@ -451,16 +507,16 @@ let
               drv = p.default;
             }
             {
-              label = "lookout";
-              drv = p.lookout;
+              label = name;
+              drv = p.${name};
             }
             {
-              label = "lookout-amd64";
-              drv = p.lookout-amd64;
+              label = "${name}-amd64";
+              drv = p."${name}-amd64";
             }
             {
-              label = "lookout-arm64";
-              drv = p.lookout-arm64;
+              label = "${name}-arm64";
+              drv = p."${name}-arm64";
             }
           ]
           ++
@@ -469,12 +525,14 @@ let
                 label = "${image}'s binary";
                 drv = head p.${image}.image.contents;
               })
-              [
-                "image"
-                "image-amd64"
-                "image-arm64"
-                "image-debug"
-              ]
+              (
+                [
+                  "image"
+                  "image-amd64"
+                  "image-arm64"
+                ]
+                ++ svc.extraPackages
+              )
           ++ [
             {
               label = "checks.closure's binary";
@@ -496,14 +554,12 @@ let
           ) withDeps;
         in
         test
-          "${s}no package build has a check phase or runs tests: default, lookout, lookout-amd64, lookout-arm64, the binaries of image, image-amd64, image-arm64, image-debug and checks.closure, and their dependency builds"
+          "${s}no package build has a check phase or runs tests: ${
+            concatStringsSep ", " (map (b: b.label) binaries)
+          }, and their dependency builds"
           (failing == [ ])
           (toJSON (map (b: "${b.label}: ${showRun b.drv}") failing))
       )
-      (test "${s}e2e boots the ${host} static binary and curls it" (
-        match ".*${p."lookout-${host}"}/bin/lookout.*" checks.e2e.buildCommand != null
-        && elem "curl" (map (x: x.name) checks.e2e.env.nativeBuildInputs)
-      ) checks.e2e.buildCommand)
       (test "${s}formatter is nixfmt (nixfmt-tree)" (outputs.formatter.${system}.name == "treefmt") "")
       (test "${s}devShell: the toolchain with rust-analyzer and rust-src, and the tools" (
         let
@@ -523,7 +579,8 @@ let
         && elem "stable.aarch64-unknown-linux-musl.rust-std" toolchain.components
       ) "")
     ]
-    ++ shellTests system
+    ++ shellTests svc system
+    ++ pushTests svc system
     ++ concatLists (
       map packageTests [
         "amd64"
@@ -540,11 +597,12 @@ let
   # The dev shell's C cross compilers (issue 11): cargo's [env] in .cargo/config.toml
   # never replaces a variable that is set, so each of its entries needs one here.
   shellTests =
-    system:
+    svc: system:
     let
-      shell = outputs.devShells.${system}.default;
-      s = "${system}: devShell: ";
-      cargoConfig = fromTOML (readFile (root + "/.cargo/config.toml"));
+      shell = svc.outputs.devShells.${system}.default;
+      s = "${svc.prefix}${system}: devShell: ";
+      configFile = svc.root + "/.cargo/config.toml";
+      cargoConfig = if builtins.pathExists configFile then fromTOML (readFile configFile) else { };
       configEnv = cargoConfig.env or { };
       configLinkers = filter (t: cargoConfig.target.${t} ? linker) (
         attrNames (cargoConfig.target or { })
@@ -626,27 +684,41 @@ let
       )
     ];
 
+  # The push and load apps, against their derivations called as the library calls them.
   pushTests =
-    system:
+    svc: system:
     let
-      p = outputs.packages.${system};
-      # The push app's derivation, called as the flake calls it.
-      pushDrv = nixpkgs.legacyPackages.${system}.callPackage (root + "/nix/push.nix") {
+      p = svc.outputs.packages.${system};
+      apps = svc.outputs.apps.${system};
+      pkgs = nixpkgs.legacyPackages.${system};
+      pushDrv = pkgs.callPackage (root + "/nix/push.nix") {
         images = {
           amd64 = p.image-amd64;
           arm64 = p.image-arm64;
         };
-        inherit version;
+        inherit (svc) name version;
       };
-      s = "${system}: ";
+      loadDrv = pkgs.callPackage (root + "/nix/load.nix") {
+        image = p.image;
+        inherit (svc) name;
+      };
+      s = "${svc.prefix}${system}: ";
     in
     [
+      (eq "${s}apps.push runs nix/push.sh with both images, as ${svc.name}-push" apps.push.program
+        "${pushDrv}/bin/${svc.name}-push"
+      )
       (eq "${s}push wraps nix/push.sh" pushDrv.args.text (readFile (root + "/nix/push.sh")))
-      (eq "${s}push gets both images" pushDrv.args.runtimeEnv {
-        LOOKOUT_IMAGE_AMD64 = "${p.image-amd64}";
-        LOOKOUT_IMAGE_ARM64 = "${p.image-arm64}";
-        LOOKOUT_DEFAULT_TAG = version;
-      })
+      (eq "${s}push gets both images, the name to pin and the version as default tag"
+        pushDrv.args.runtimeEnv
+        {
+          PUSH_ARCHITECTURES = "amd64 arm64";
+          PUSH_DEFAULT_TAG = svc.version;
+          PUSH_IMAGE_AMD64 = "${p.image-amd64}";
+          PUSH_IMAGE_ARM64 = "${p.image-arm64}";
+          PUSH_NAME = svc.name;
+        }
+      )
       (eq "${s}push's runtime inputs" (sorted (map (x: x.name) pushDrv.args.runtimeInputs)) [
         "coreutils"
         "gawk"
@@ -655,28 +727,82 @@ let
         "jq"
         "skopeo"
       ])
+      (eq "${s}apps.load runs nix/load.sh with the build machine's image, as ${svc.name}-load"
+        apps.load.program
+        "${loadDrv}/bin/${svc.name}-load"
+      )
+      (eq "${s}load wraps nix/load.sh" loadDrv.args.text (readFile (root + "/nix/load.sh")))
+      (eq "${s}load gets the ${hostArch.${system}} image" loadDrv.args.runtimeEnv {
+        LOAD_IMAGE = "${p."image-${hostArch.${system}}"}";
+      })
     ];
 
+  # What only lookout has: the debug image and the end-to-end check.
+  lookoutTests =
+    system:
+    let
+      p = outputs.packages.${system};
+      host = hostArch.${system};
+      checks = outputs.checks.${system};
+      s = "${system}: ";
+    in
+    [
+      (eq "${s}image-debug adds a static busybox to the ${host} image" (map (
+        c: c.name
+      ) p.image-debug.image.contents) (map (c: c.name) p."image-${host}".image.contents ++ [ "busybox" ]))
+      (eq "${s}image-debug's busybox is static, for the ${host} target"
+        (
+          let
+            busybox = builtins.elemAt p.image-debug.image.contents 3;
+          in
+          [
+            busybox.isStatic
+            busybox.fromSet
+          ]
+        )
+        [
+          true
+          "${system}/pkgsCross.${
+            {
+              amd64 = "musl64";
+              arm64 = "aarch64-multiplatform-musl";
+            }
+            .${host}
+          }.pkgsStatic"
+        ]
+      )
+      (eq "${s}image-debug is named lookout-debug" p.image-debug.imageName "lookout-debug")
+      (test "${s}e2e boots the ${host} static binary and curls it" (
+        match ".*${p."lookout-${host}"}/bin/lookout.*" checks.e2e.buildCommand != null
+        && elem "curl" (map (x: x.name) checks.e2e.env.nativeBuildInputs)
+      ) checks.e2e.buildCommand)
+    ];
+
+  # What cargo sees of the repository, as the flake builds lookout.
   sourceTests =
     let
+      p = outputs.packages.x86_64-linux;
+      cargo = p.lookout-amd64.args.src.files;
+      some = prefix: filter (f: lib.hasPrefix prefix f) cargo;
       sources = import (root + "/nix/source.nix") {
         inherit lib;
         craneLib = crane.mkLib nixpkgs.legacyPackages.x86_64-linux;
         inherit root;
       };
-      cargo = sources.cargo.files;
-      some = prefix: filter (f: lib.hasPrefix prefix f) cargo;
     in
     [
-      (test "the cargo source has the manifests, sources and compiled-in files" (all (f: elem f cargo) [
-        "Cargo.toml"
-        "Cargo.lock"
-        "src/main.rs"
-        "src/lib.rs"
-        "src/default-modules.yml"
-        "deny.toml"
-      ]) (toJSON cargo))
-      (test "the cargo source leaves out README, k8s/, Nix, CI and test scripts" (all
+      (test "the cargo source has the manifests, sources and compiled-in files" (
+        all (f: elem f cargo) [
+          "Cargo.toml"
+          "Cargo.lock"
+          "src/main.rs"
+          "src/lib.rs"
+          "src/default-modules.yml"
+          "deny.toml"
+        ]
+        && some "fuzz/corpus/" != [ ]
+      ) (toJSON cargo))
+      (test "the cargo source leaves out README, k8s/, Nix, CI, test scripts and the template crate" (all
         (prefix: some prefix == [ ])
         [
           "README"
@@ -689,8 +815,23 @@ let
           "tests/push/"
           "tests/nix/"
           "tests/k8s/"
+          "template/"
         ]
       ) (toJSON cargo))
+      (eq "every lookout build and check sees the same cargo source"
+        (map (d: d.args.src.files) [
+          p.lookout-arm64
+          p.lookout-amd64.args.cargoArtifacts
+          outputs.checks.x86_64-linux.clippy
+          outputs.checks.x86_64-linux.nextest
+        ])
+        [
+          cargo
+          cargo
+          cargo
+          cargo
+        ]
+      )
       (test "the TOML source is TOML only" (all (f: match ".*\\.toml" f != null) sources.toml.files) (
         toJSON sources.toml.files
       ))
@@ -700,19 +841,125 @@ let
         && elem "nix/package.nix" sources.nix.files
       ) (toJSON sources.nix.files))
     ];
+  # The library's arguments (lib.mkRustService): the targets are checked, and a
+  # one-target service has one binary, one image and a one-architecture push. (A
+  # misspelt argument is an evaluation error, which tryEval cannot catch:
+  # tests/nix/check.sh runs that case and reads the message.)
+  libraryTests =
+    let
+      call =
+        args:
+        outputs.lib.mkRustService (
+          {
+            system = "x86_64-linux";
+            src = templateRoot;
+            name = "my-service";
+          }
+          // args
+        );
+      arm64Only = call { targets = [ "arm64" ]; };
+      refused = args: !(builtins.tryEval (call args).packages).success;
+      featured = call {
+        features = [
+          "a"
+          "b"
+        ];
+        defaultFeatures = false;
+      };
+      pushDrv = nixpkgs.legacyPackages.x86_64-linux.callPackage (root + "/nix/push.nix") {
+        images.arm64 = arm64Only.packages.image-arm64;
+        name = "my-service";
+        inherit (services.template) version;
+      };
+    in
+    [
+      (test "mkRustService refuses an unknown or an empty target list" (
+        refused { targets = [ "riscv64" ]; } && refused { targets = [ ]; }
+      ) "")
+      (eq "mkRustService with targets = [ arm64 ] on x86_64: one binary and one image, arm64 the default"
+        [
+          (sorted (attrNames arm64Only.packages))
+          arm64Only.packages.default.target
+          arm64Only.packages.image.image.architecture
+        ]
+        [
+          [
+            "default"
+            "image"
+            "image-arm64"
+            "my-service"
+            "my-service-arm64"
+          ]
+          "aarch64-unknown-linux-musl"
+          "arm64"
+        ]
+      )
+      (eq "mkRustService with targets = [ arm64 ]: the push app pushes an index of arm64 only"
+        [
+          arm64Only.apps.push.program
+          pushDrv.args.runtimeEnv.PUSH_ARCHITECTURES
+        ]
+        [
+          "${pushDrv}/bin/my-service-push"
+          "arm64"
+        ]
+      )
+      (eq "mkRustService with targets = [ arm64 ]: the toolchain has the arm64 standard library only" (
+        filter
+        (c: match ".*rust-std" c != null)
+        arm64Only.packages.default.toolchain.components
+      ) [ "stable.aarch64-unknown-linux-musl.rust-std" ])
+      (eq "mkRustService's features reach the dependency build, the package build and the checks"
+        (map (d: d.args.cargoExtraArgs) [
+          featured.packages.my-service-amd64
+          featured.packages.my-service-amd64.args.cargoArtifacts
+          featured.checks.clippy
+          featured.checks.nextest
+        ])
+        [
+          "--locked --no-default-features --features a,b"
+          "--locked --no-default-features --features a,b"
+          "--locked --no-default-features --features a,b"
+          "--locked --no-default-features --features a,b"
+        ]
+      )
+      (eq "mkRustService's env, labels, user and ports reach the image config"
+        ((call {
+          env.RUST_LOG = "info";
+          labels."org.opencontainers.image.title" = "renamed";
+          user = 1000;
+          ports = [
+            8080
+            "9000/udp"
+          ];
+        }).packages.image-amd64.image.config
+        )
+        {
+          Entrypoint = [ "/bin/my-service" ];
+          Env = [
+            "RUST_LOG=info"
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+          ];
+          ExposedPorts = {
+            "8080/tcp" = { };
+            "9000/udp" = { };
+          };
+          Labels = services.template.labels // {
+            "org.opencontainers.image.title" = "renamed";
+            "org.opencontainers.image.revision" = "dirty";
+          };
+          User = "1000:1000";
+        }
+      )
+      (eq "mkRustService with no ports exposes none" (
+        (call { }).packages.image-amd64.image.config ? ExposedPorts
+      ) false)
+    ];
+
 in
-concatLists (
-  map forSystem [
-    "x86_64-linux"
-    "aarch64-linux"
-  ]
-)
-++ concatLists (
-  map pushTests [
-    "x86_64-linux"
-    "aarch64-linux"
-  ]
-)
+concatLists (lib.mapAttrsToList (_: svc: concatLists (map (forSystem svc) systems)) services)
+++ concatLists (map lookoutTests systems)
+++ libraryTests
 ++ sourceTests
 ++ standInTests
 ++ [

@@ -101,6 +101,17 @@ let
     _type = "fileset";
     inherit files;
   };
+  # lib/licenses.nix
+  licenses = {
+    asl20 = {
+      spdxId = "Apache-2.0";
+      shortName = "asl20";
+    };
+    mit = {
+      spdxId = "MIT";
+      shortName = "mit";
+    };
+  };
   uniq = list: attrNames (genAttrs list (_: null));
   lowerChars = map (i: substring i 1 "abcdefghijklmnopqrstuvwxyz") (genList (i: i) 26);
   upperChars = map (i: substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") (genList (i: i) 26);
@@ -127,6 +138,28 @@ in
       }) (filter (name: pred name set.${name}) (attrNames set))
     );
 
+  # lib/attrsets.nix, lib/lists.nix
+  optional = cond: x: if cond then [ x ] else [ ];
+  optionalAttrs = cond: set: if cond then set else { };
+  nameValuePair = name: value: { inherit name value; };
+  mapAttrs' = f: set: listToAttrs (map (name: f name set.${name}) (attrNames set));
+  mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
+
+  # lib/meta.nix: the real one warns and returns { shortName } for an unknown id; this
+  # one throws, so an unmapped license is seen here.
+  getLicenseFromSpdxId =
+    id:
+    let
+      known = filter (l: l.spdxId == id) [
+        licenses.asl20
+        licenses.mit
+      ];
+    in
+    if known == [ ] then
+      throw "getLicenseFromSpdxId: no license matches ${id}"
+    else
+      builtins.head known;
+
   getExe =
     x:
     if x ? meta.mainProgram then
@@ -134,10 +167,7 @@ in
     else
       throw "getExe: ${x.name or "package"} has no meta.mainProgram";
 
-  licenses.asl20 = {
-    spdxId = "Apache-2.0";
-    shortName = "asl20";
-  };
+  inherit licenses;
   platforms.linux = [
     "aarch64-linux"
     "x86_64-linux"

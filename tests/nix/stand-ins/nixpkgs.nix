@@ -270,6 +270,17 @@ let
                 inheritPath
                 ;
             };
+            # As a real derivation's, the path depends on what the script is and gets.
+            outPath = "/nix/store/${
+              builtins.substring 0 32 (
+                builtins.hashString "sha256" (
+                  builtins.toJSON {
+                    inherit name text runtimeEnv;
+                    inputs = map (x: x.outPath) runtimeInputs;
+                  }
+                )
+              )
+            }-${name}";
           }
           // passthru;
 
@@ -466,6 +477,25 @@ let
     system:
     let
       p = platforms.${system};
+      # pkgsCross.<name>, with its own pkgsStatic (every nixpkgs package set has one:
+      # the same host platform, linked statically).
+      cross =
+        name:
+        mkPkgs {
+          build = p;
+          host = platforms.${name};
+          setName = "${system}/pkgsCross.${name}";
+          buildPkgs = pkgs;
+        }
+        // {
+          pkgsStatic = mkPkgs {
+            build = p;
+            host = platforms.${name};
+            setName = "${system}/pkgsCross.${name}.pkgsStatic";
+            isStatic = true;
+            buildPkgs = pkgs;
+          };
+        };
       pkgs =
         mkPkgs {
           build = p;
@@ -474,18 +504,8 @@ let
         }
         // {
           pkgsCross = {
-            musl64 = mkPkgs {
-              build = p;
-              host = platforms.musl64;
-              setName = "${system}/pkgsCross.musl64";
-              buildPkgs = pkgs;
-            };
-            aarch64-multiplatform-musl = mkPkgs {
-              build = p;
-              host = platforms.aarch64-multiplatform-musl;
-              setName = "${system}/pkgsCross.aarch64-multiplatform-musl";
-              buildPkgs = pkgs;
-            };
+            musl64 = cross "musl64";
+            aarch64-multiplatform-musl = cross "aarch64-multiplatform-musl";
           };
           pkgsStatic = mkPkgs {
             build = p;
