@@ -82,6 +82,7 @@
 
           push = pkgs.callPackage ./nix/push.nix {
             inherit images;
+            name = "lookout";
             inherit (lookout.${host}) version;
           };
         in

@@ -630,22 +630,32 @@ let
     system:
     let
       p = outputs.packages.${system};
+      pkgs = nixpkgs.legacyPackages.${system};
       # The push app's derivation, called as the flake calls it.
-      pushDrv = nixpkgs.legacyPackages.${system}.callPackage (root + "/nix/push.nix") {
+      pushDrv = pkgs.callPackage (root + "/nix/push.nix") {
         images = {
           amd64 = p.image-amd64;
           arm64 = p.image-arm64;
         };
+        name = "lookout";
         inherit version;
+      };
+      # Another service, one architecture.
+      singleDrv = pkgs.callPackage (root + "/nix/push.nix") {
+        images.amd64 = p.image-amd64;
+        name = "my-service";
+        version = "1.2.3";
       };
       s = "${system}: ";
     in
     [
       (eq "${s}push wraps nix/push.sh" pushDrv.args.text (readFile (root + "/nix/push.sh")))
-      (eq "${s}push gets both images" pushDrv.args.runtimeEnv {
-        LOOKOUT_IMAGE_AMD64 = "${p.image-amd64}";
-        LOOKOUT_IMAGE_ARM64 = "${p.image-arm64}";
-        LOOKOUT_DEFAULT_TAG = version;
+      (eq "${s}push gets both images, the name to pin and the default tag" pushDrv.args.runtimeEnv {
+        PUSH_ARCHITECTURES = "amd64 arm64";
+        PUSH_IMAGE_AMD64 = "${p.image-amd64}";
+        PUSH_IMAGE_ARM64 = "${p.image-arm64}";
+        PUSH_NAME = "lookout";
+        PUSH_DEFAULT_TAG = version;
       })
       (eq "${s}push's runtime inputs" (sorted (map (x: x.name) pushDrv.args.runtimeInputs)) [
         "coreutils"
@@ -655,6 +665,19 @@ let
         "jq"
         "skopeo"
       ])
+      (eq "${s}push is named for its service"
+        [ pushDrv.args.name singleDrv.meta.mainProgram ]
+        [
+          "lookout-push"
+          "my-service-push"
+        ]
+      )
+      (eq "${s}a one-architecture push gets exactly that architecture" singleDrv.args.runtimeEnv {
+        PUSH_ARCHITECTURES = "amd64";
+        PUSH_IMAGE_AMD64 = "${p.image-amd64}";
+        PUSH_NAME = "my-service";
+        PUSH_DEFAULT_TAG = "1.2.3";
+      })
     ];
 
   sourceTests =
@@ -687,6 +710,8 @@ let
           ".ci/"
           ".cargo/"
           "tests/push/"
+          "tests/image/"
+          "tests/podman/"
           "tests/nix/"
           "tests/k8s/"
         ]
