@@ -646,6 +646,10 @@ let
         name = "my-service";
         version = "1.2.3";
       };
+      loadDrv = pkgs.callPackage (root + "/nix/load.nix") {
+        image = p.image;
+        name = "lookout";
+      };
       s = "${system}: ";
     in
     [
@@ -678,6 +682,28 @@ let
         PUSH_NAME = "my-service";
         PUSH_DEFAULT_TAG = "1.2.3";
       })
+      (eq "${s}load wraps nix/load.sh" loadDrv.args.text (readFile (root + "/nix/load.sh")))
+      (eq "${s}load gets the build machine's image" loadDrv.args.runtimeEnv {
+        LOAD_IMAGE = "${p.image}";
+      })
+      (eq "${s}load uses the caller's docker or podman, not a pinned one"
+        {
+          inputs = sorted (map (x: x.name) loadDrv.args.runtimeInputs);
+          inherit (loadDrv.resolved) inheritPath;
+        }
+        {
+          inputs = [
+            "coreutils"
+            "gzip"
+          ];
+          inheritPath = true;
+        }
+      )
+      (test "${s}load is lookout-load, described" (
+        loadDrv.args.name == "lookout-load"
+        && loadDrv.meta.mainProgram == "lookout-load"
+        && loadDrv.meta ? description
+      ) (toJSON loadDrv.meta))
     ];
 
   sourceTests =
