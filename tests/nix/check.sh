@@ -11,7 +11,8 @@
 #     nixpkgs, crane and fenix with their real argument names (tests/nix/eval.nix);
 #   - Nix's stderr never reaches the data parsed here: both of the above again, through a
 #     nix-instantiate shim that warns on stderr first, give the same verdicts;
-#   - the shell scripts Nix wraps pass shellcheck (writeShellApplication's check);
+#   - the shell scripts Nix wraps pass shellcheck (writeShellApplication's check), and so
+#     do the test scripts;
 #   - every TOML file is taplo-formatted (the flake's toml-fmt check), and deny.toml
 #     allows the license of every crate built for its targets (cargo metadata, offline);
 #   - .github/workflows/nix.yml passes actionlint and zizmor --offline;
@@ -193,8 +194,9 @@ result "$status" "Nix's stderr stays out of the data: with a warning on nix-inst
     echo
   done)"
 
-check "shellcheck: nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh" \
-  shellcheck nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh
+shell_scripts=(nix/push.sh nix/load.sh nix/e2e.sh tests/image/build.sh tests/push/run.sh
+  tests/podman/run.sh tests/nix/check.sh)
+check "shellcheck: ${shell_scripts[*]}" shellcheck "${shell_scripts[@]}"
 
 mapfile -t toml_files < <(find . -path ./target -prune -o -path ./.git -prune -o -name '*.toml' -print | sort)
 check "taplo: ${#toml_files[@]} TOML files are formatted (the flake's toml-fmt check)" \
@@ -220,7 +222,7 @@ fi
 
 # Flakes copy only tracked files: nothing the flake reads may be git-ignored.
 flake_files=(flake.nix flake.lock deny.toml taplo.toml Cargo.toml Cargo.lock src/default-modules.yml
-  nix/push.sh nix/e2e.sh "${nix_files[@]#./}")
+  nix/push.sh nix/load.sh nix/e2e.sh "${nix_files[@]#./}")
 if git rev-parse --git-dir >/dev/null 2>&1; then
   ignored=$(git check-ignore --no-index "${flake_files[@]}" || true)
   result "$([[ -z $ignored ]] && echo 0 || echo 1)" "no file the flake reads is git-ignored" "$ignored"
