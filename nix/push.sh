@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Push lookout's amd64 and arm64 images as one multi-arch OCI index; print its digest.
+# Push a service's per-architecture images as one multi-arch OCI index; print its digest.
 #
-#   push.sh REPO[:TAG] [--pin OVERLAY_DIR] [--amd64 ARCHIVE] [--arm64 ARCHIVE]
+#   push.sh REPO[:TAG] [--pin OVERLAY_DIR] [--ARCH ARCHIVE]...
 #
-# `nix run .#push -- REPO[:TAG]` runs this with the Nix-built archives in
-# LOOKOUT_IMAGE_AMD64 and LOOKOUT_IMAGE_ARM64 (docker-archive, gzipped or not); the
-# options override them. TAG defaults to LOOKOUT_DEFAULT_TAG, else "latest".
+# `nix run .#push -- REPO[:TAG]` runs this with the Nix-built archives (docker-archive,
+# gzipped or not) in PUSH_IMAGE_<ARCH> (PUSH_IMAGE_AMD64, PUSH_IMAGE_ARM64) for each
+# architecture of PUSH_ARCHITECTURES (space-separated OCI names, default "amd64 arm64");
+# the index holds exactly those. --ARCH ARCHIVE (--amd64, --arm64) overrides one. TAG
+# defaults to PUSH_DEFAULT_TAG, else "latest". PUSH_NAME is the kustomize `images:`
+# entry --pin rewrites (the image name the manifests use, e.g. lookout); --pin
+# requires it.
 #
 # Credentials: skopeo's usual auth files (REGISTRY_AUTH_FILE,
 # $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), never flags; log in
 # with `skopeo login` or `docker login`. Per-registry TLS settings come from
 # registries.conf (CONTAINERS_REGISTRIES_CONF names a private one).
 #
-# How: both archives go into one OCI layout with their layers gzipped there, an image
-# index naming linux/amd64 and linux/arm64 is written next to them, and
+# How: the archives go into one OCI layout with their layers gzipped there, an image
+# index naming linux/<arch> for each is written next to them, and
 # `skopeo copy --all --preserve-digests` pushes the lot, so the registry stores exactly
 # the bytes hashed here. stdout gets one line, REPO@sha256:<index digest>; progress and
 # errors go to stderr. With --pin, OVERLAY_DIR/kustomization.yaml's `images:` entry
-# named lookout gets that digest: only its digest line changes, by rename of a complete
+# named PUSH_NAME gets that digest: only its digest line changes, by rename of a complete
 # temporary file, and only after the push succeeded. The overlay is checked before
 # anything is pushed.
 #
@@ -27,19 +31,28 @@ set -euo pipefail
 
 prog=${0##*/}
 
+# OCI architecture names (GOARCH): the index lists exactly these, in this order.
+architectures=${PUSH_ARCHITECTURES-amd64 arm64}
+
 usage() {
+  local arch
   cat <<EOF
-usage: $prog REPO[:TAG] [--pin OVERLAY_DIR] [--amd64 ARCHIVE] [--arm64 ARCHIVE]
+usage: $prog REPO[:TAG] [--pin OVERLAY_DIR] [--ARCH ARCHIVE]...
 
-Pushes the amd64 and arm64 images and one OCI index of both (linux/amd64,
-linux/arm64) to REPO:TAG and prints REPO@sha256:<digest of the index>.
+Pushes the images of $architectures (\$PUSH_ARCHITECTURES) and one OCI index of
+them to REPO:TAG and prints REPO@sha256:<digest of the index>.
 
-  --pin DIR       write the digest into DIR/kustomization.yaml (images: name lookout)
-  --amd64 FILE    amd64 image archive (default: \$LOOKOUT_IMAGE_AMD64)
-  --arm64 FILE    arm64 image archive (default: \$LOOKOUT_IMAGE_ARM64)
+  --pin DIR       write the digest into DIR/kustomization.yaml, in the images: entry
+                  named \$PUSH_NAME${PUSH_NAME:+ ($PUSH_NAME)}
+EOF
+  for arch in $architectures; do
+    printf '  --%-13s %s image archive (default: %s)\n' "$arch FILE" "$arch" "\$PUSH_IMAGE_${arch^^}"
+  done
+  cat <<EOF
 
-Credentials come from the container auth file (REGISTRY_AUTH_FILE,
-\$XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json).
+TAG defaults to \$PUSH_DEFAULT_TAG, else latest. Credentials come from the container
+auth file (REGISTRY_AUTH_FILE, \$XDG_RUNTIME_DIR/containers/auth.json or
+~/.docker/config.json).
 EOF
 }
 
@@ -54,7 +67,7 @@ die() {
   exit 1
 }
 
-# The pin target: the `images:` list entry whose name is lookout. POSIX awk (mawk and
+# The pin target: the `images:` list entry whose name is `want`. POSIX awk (mawk and
 # gawk alike); it understands block-style YAML lists, which is what kustomize writes.
 # mode=check validates, mode=write prints the file with the digest replaced (or added
 # after the name line when the entry has none). Exit: 0 ok, 3 no such entry, 4 several,
@@ -99,14 +112,19 @@ END {
       if (lines[i] ~ /^[ \t]*#/) continue
       if (lines[i] ~ /[{]/) {
         flow = 1
-        if (lines[i] ~ /[{ \t,]name:[ \t]*["']?lookout["']?[ \t]*[,}]/) name = "lookout"
+        if (match(lines[i], /[{ \t,]name:[ \t]*/)) {
+          v = substr(lines[i], RSTART + RLENGTH)
+          sub(/[ \t]*[,}].*$/, "", v)
+          if (v ~ /^".*"$/ || v ~ /^'.*'$/) v = substr(v, 2, length(v) - 2)
+          if (v == want) name = want
+        }
       }
       k = key(lines[i])
       if (k == "name") { name = value(lines[i]); nameline = i }
       else if (k == "newName") { newname = value(lines[i]); hasnewname = 1 }
       else if (k == "digest") digestline = i
     }
-    if (name == "lookout") { found++; f_nameline = nameline; f_newname = newname
+    if (name == want) { found++; f_nameline = nameline; f_newname = newname
       f_hasnewname = hasnewname; f_digestline = digestline; f_flow = flow }
   }
   if (found == 0) exit 3
@@ -137,38 +155,42 @@ AWK
 
 pin_check_message() {
   case $1 in
-  3) echo "$2 has no images: entry named lookout" ;;
-  4) echo "$2 has several images: entries named lookout" ;;
-  5) echo "$2: the lookout image entry has no newName (it must name the pushed repository)" ;;
-  6) echo "$2: the lookout image entry's newName is '$3', not the pushed repository '$4'" ;;
-  7) echo "$2: the lookout image entry is in flow style ({...}); write it as a block mapping" ;;
+  3) echo "$2 has no images: entry named $name" ;;
+  4) echo "$2 has several images: entries named $name" ;;
+  5) echo "$2: the $name image entry has no newName (it must name the pushed repository)" ;;
+  6) echo "$2: the $name image entry's newName is '$3', not the pushed repository '$4'" ;;
+  7) echo "$2: the $name image entry is in flow style ({...}); write it as a block mapping" ;;
   *) echo "$2: could not read the images: entry (awk exit $1)" ;;
   esac
 }
 
 # --- arguments ---------------------------------------------------------------------
-ref="" pin="" amd64=${LOOKOUT_IMAGE_AMD64:-} arm64=${LOOKOUT_IMAGE_ARM64:-}
+# Each architecture once, by its OCI name; its archive from PUSH_IMAGE_<ARCH>.
+declare -A image=()
+arch_list=()
+for arch in $architectures; do
+  [[ $arch =~ ^[a-z0-9]+$ ]] || die_input "PUSH_ARCHITECTURES: '$arch' is not an OCI architecture name (amd64, arm64, ...)"
+  [[ -z ${image[$arch]+set} ]] || die_input "PUSH_ARCHITECTURES names $arch twice"
+  var=PUSH_IMAGE_${arch^^}
+  image[$arch]=${!var:-}
+  arch_list+=("$arch")
+done
+((${#arch_list[@]} > 0)) || die_input "PUSH_ARCHITECTURES is empty: name at least one architecture (amd64, arm64)"
+
+ref="" pin=""
 while (($# > 0)); do
   case $1 in
   -h | --help)
     usage
     exit 0
     ;;
-  --pin | --amd64 | --arm64)
+  --pin)
     (($# >= 2)) || die_input "$1 needs a value (see --help)"
-    case $1 in
-    --pin) pin=$2 ;;
-    --amd64) amd64=$2 ;;
-    --arm64) arm64=$2 ;;
-    esac
+    pin=$2
     shift 2
     ;;
-  --pin=* | --amd64=* | --arm64=*)
-    case $1 in
-    --pin=*) pin=${1#*=} ;;
-    --amd64=*) amd64=${1#*=} ;;
-    --arm64=*) arm64=${1#*=} ;;
-    esac
+  --pin=*)
+    pin=${1#*=}
     shift
     ;;
   --)
@@ -179,7 +201,25 @@ while (($# > 0)); do
     done
     break
     ;;
-  -*) die_input "unknown option $1 (credentials come from the auth file, not flags; see --help)" ;;
+  -*)
+    # --ARCH FILE or --ARCH=FILE for an architecture of the list.
+    opt=${1%%=*}
+    arch=${opt#--}
+    if [[ $opt == --?* && -n ${image[$arch]+set} ]]; then
+      if [[ $1 == *=* ]]; then
+        image[$arch]=${1#*=}
+        shift
+      else
+        (($# >= 2)) || die_input "$1 needs a value (see --help)"
+        image[$arch]=$2
+        shift 2
+      fi
+    elif [[ $opt == --amd64 || $opt == --arm64 ]]; then
+      die_input "$opt: $arch is not an architecture pushed here (PUSH_ARCHITECTURES is '$architectures')"
+    else
+      die_input "unknown option $1 (credentials come from the auth file, not flags; see --help)"
+    fi
+    ;;
   *)
     [[ -z $ref ]] || die_input "one REPO[:TAG] only, got '$ref' and '$1' (see --help)"
     ref=$1
@@ -203,34 +243,38 @@ if [[ $last == *:* ]]; then
   tag=${ref##*:}
 else
   repo=$ref
-  tag=${LOOKOUT_DEFAULT_TAG:-latest}
+  tag=${PUSH_DEFAULT_TAG:-latest}
 fi
 [[ $repo =~ ^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$ ]] ||
   die_input "'$repo' is not a valid repository name (lowercase path, optional registry host[:port]/)"
 [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] ||
   die_input "'$tag' is not a valid tag"
 
-for arch in amd64 arm64; do
-  file=${!arch}
-  [[ -n $file ]] || die_input "no $arch image: set LOOKOUT_IMAGE_${arch^^} or pass --$arch FILE"
+for arch in "${arch_list[@]}"; do
+  file=${image[$arch]}
+  [[ -n $file ]] || die_input "no $arch image: set PUSH_IMAGE_${arch^^} or pass --$arch FILE"
   [[ -f $file && -r $file ]] || die_input "$arch image '$file' is not a readable file"
 done
 
-overlay_file=""
+overlay_file="" name=${PUSH_NAME:-}
 if [[ -n $pin ]]; then
+  [[ -n $name ]] ||
+    die_input "--pin needs PUSH_NAME, the name of the images: entry to pin (the image name the manifests use, e.g. lookout)"
+  [[ $name =~ ^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$ ]] ||
+    die_input "PUSH_NAME '$name' is not an image name"
   overlay_file=$pin/kustomization.yaml
   [[ -f $overlay_file ]] || die_input "--pin $pin: no kustomization.yaml there"
   [[ -w $overlay_file && -w $pin ]] || die_input "--pin $pin: kustomization.yaml or its directory is not writable"
   status=0
-  newname=$(awk -v mode=check -v repo="$repo" "$pin_awk" "$overlay_file" 2>&1) || status=$?
+  newname=$(awk -v mode=check -v want="$name" -v repo="$repo" "$pin_awk" "$overlay_file" 2>&1) || status=$?
   ((status == 0)) || die_input "$(pin_check_message "$status" "$overlay_file" "$newname" "$repo")"
 fi
 
 command -v skopeo >/dev/null || die_input "skopeo is not on PATH"
 command -v jq >/dev/null || die_input "jq is not on PATH"
 
-# --- one OCI layout holding both images --------------------------------------------
-work=$(mktemp -d "${TMPDIR:-/tmp}/lookout-push.XXXXXX")
+# --- one OCI layout holding every image ---------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/push.XXXXXX")
 pin_tmp=""
 cleanup() {
   rm -rf "$work"
@@ -244,45 +288,34 @@ printf '%s\n' '{"default":[{"type":"insecureAcceptAnything"}]}' >"$policy"
 
 blob() { printf '%s/blobs/sha256/%s' "$layout" "${1#sha256:}"; }
 
-declare -A manifest_digest manifest_size manifest_type
-for arch in amd64 arm64; do
-  archive=${!arch}
+manifests=()
+for arch in "${arch_list[@]}"; do
+  archive=${image[$arch]}
   # Older skopeo (Debian's 1.9) reads only uncompressed docker-archives; dockerTools
   # gzips them by default.
   if [[ $(head -c 2 "$archive" | od -An -tx1 | tr -d ' \n') == 1f8b ]]; then
     gzip -dc "$archive" >"$work/$arch.tar" || die_input "$arch image '$archive': not a valid gzip file"
     archive=$work/$arch.tar
   fi
-  log "adding the $arch image (${!arch})"
+  log "adding the $arch image (${image[$arch]})"
   skopeo --policy "$policy" copy --quiet --dest-compress-format gzip \
     "docker-archive:$archive" "oci:$layout:$arch" >&2 ||
-    die_input "$arch image '${!arch}' is not a docker-archive skopeo can read"
+    die_input "$arch image '${image[$arch]}' is not a docker-archive skopeo can read"
   desc=$(jq -c --arg ref "$arch" \
     '[.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $ref)] | first' \
     "$layout/index.json")
-  manifest_digest[$arch]=$(jq -r .digest <<<"$desc")
-  manifest_size[$arch]=$(jq -r .size <<<"$desc")
-  manifest_type[$arch]=$(jq -r .mediaType <<<"$desc")
-  config=$(jq -r .config.digest "$(blob "${manifest_digest[$arch]}")")
+  config=$(jq -r .config.digest "$(blob "$(jq -r .digest <<<"$desc")")")
   platform=$(jq -r '"\(.os)/\(.architecture)"' "$(blob "$config")")
   [[ $platform == "linux/$arch" ]] ||
-    die_input "the $arch image '${!arch}' is built for $platform, not linux/$arch"
+    die_input "the $arch image '${image[$arch]}' is built for $platform, not linux/$arch"
+  manifests+=("$(jq -c --arg arch "$arch" \
+    '{mediaType, digest, size, platform: {architecture: $arch, os: "linux"}}' <<<"$desc")")
 done
 
-index=$(jq -cn \
-  --arg amd64_digest "${manifest_digest[amd64]}" --argjson amd64_size "${manifest_size[amd64]}" \
-  --arg amd64_type "${manifest_type[amd64]}" \
-  --arg arm64_digest "${manifest_digest[arm64]}" --argjson arm64_size "${manifest_size[arm64]}" \
-  --arg arm64_type "${manifest_type[arm64]}" \
-  '{
+index=$(printf '%s\n' "${manifests[@]}" | jq -cs '{
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.index.v1+json",
-    manifests: [
-      {mediaType: $amd64_type, digest: $amd64_digest, size: $amd64_size,
-       platform: {architecture: "amd64", os: "linux"}},
-      {mediaType: $arm64_type, digest: $arm64_digest, size: $arm64_size,
-       platform: {architecture: "arm64", os: "linux"}}
-    ]
+    manifests: .
   }')
 # The digest is over these exact bytes (no trailing newline).
 index_digest=sha256:$(printf '%s' "$index" | sha256sum | cut -d' ' -f1)
@@ -320,7 +353,7 @@ if [[ -n $overlay_file ]]; then
   # file or the new one, never half of one, and any failure leaves the old one.
   pin_tmp=$(mktemp "$pin/.kustomization.yaml.XXXXXX")
   status=0
-  awk -v mode=write -v repo="$repo" -v digest="$index_digest" "$pin_awk" "$overlay_file" \
+  awk -v mode=write -v want="$name" -v repo="$repo" -v digest="$index_digest" "$pin_awk" "$overlay_file" \
     >"$pin_tmp" 2>"$work/pin.err" || status=$?
   if ((status != 0)) || ! chmod --reference="$overlay_file" "$pin_tmp"; then
     log "pushed $reference"

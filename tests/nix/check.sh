@@ -11,7 +11,8 @@
 #     nixpkgs, crane and fenix with their real argument names (tests/nix/eval.nix);
 #   - Nix's stderr never reaches the data parsed here: both of the above again, through a
 #     nix-instantiate shim that warns on stderr first, give the same verdicts;
-#   - the shell scripts Nix wraps pass shellcheck (writeShellApplication's check);
+#   - the shell scripts Nix wraps pass shellcheck (writeShellApplication's check), and so
+#     do the test scripts;
 #   - every TOML file is taplo-formatted (the flake's toml-fmt check), and deny.toml
 #     allows the license of every crate built for its targets (cargo metadata, offline);
 #   - .github/workflows/nix.yml passes actionlint and zizmor --offline;
@@ -214,8 +215,9 @@ result "$status" "Nix's stderr stays out of the data: with a warning on nix-inst
     echo
   done)"
 
-check "shellcheck: nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh" \
-  shellcheck nix/push.sh nix/e2e.sh tests/push/run.sh tests/nix/check.sh
+shell_scripts=(nix/push.sh nix/load.sh nix/e2e.sh tests/image/build.sh tests/push/run.sh
+  tests/podman/run.sh tests/nix/check.sh)
+check "shellcheck: ${shell_scripts[*]}" shellcheck "${shell_scripts[@]}"
 
 mapfile -t toml_files < <(find . -path ./target -prune -o -path ./.git -prune -o -name '*.toml' -print | sort)
 check "taplo: ${#toml_files[@]} TOML files are formatted (the flake's toml-fmt check)" \

@@ -5,11 +5,13 @@
 #
 # Starts Debian's docker-registry on 127.0.0.1:<free port> with htpasswd auth and a
 # temporary storage directory (and stops that process alone at exit), builds
-# docker-archive images of the two static binaries with umoci and skopeo in the layout
-# and configuration of nix/image.nix, and checks what the issue asks of the push:
-# an index of exactly linux/amd64 + linux/arm64, each config right (architecture,
-# user, entrypoint, ports, env, labels), each image holding its own binary, the same
-# digest on a second push, --pin rewriting only the digest line, and clear non-zero
+# docker-archive images of the two static binaries with tests/image/build.sh (the
+# layout of nix/image.nix, the name, tag and config evaluated from the flake), and
+# checks what the issues ask of the push: an index of exactly linux/amd64 +
+# linux/arm64, each config the flake's (architecture, user, entrypoint, ports, env,
+# labels), each image holding its own binary, the same digest on a second push, --pin
+# rewriting only the digest line of the PUSH_NAME entry (lookout, and another service's
+# name), a one-architecture push (PUSH_ARCHITECTURES=amd64), and clear non-zero
 # failures (unreachable registry, refused credentials, bad arguments) that leave the
 # overlay untouched.
 #
@@ -23,6 +25,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PUSH=$ROOT/nix/push.sh
+BUILD_IMAGE=$ROOT/tests/image/build.sh
 AMD64_BIN=${LOOKOUT_AMD64:-$ROOT/target/x86_64-unknown-linux-musl/release/lookout}
 ARM64_BIN=${LOOKOUT_ARM64:-$ROOT/target/aarch64-unknown-linux-musl/release/lookout}
 
@@ -35,7 +38,8 @@ die() {
 # --- tools (idempotent: installs only what is missing) --------------------------------
 ensure_tools() {
   local missing=() tool pkg
-  for tool in skopeo:skopeo umoci:umoci docker-registry:docker-registry jq:jq curl:curl python3:python3; do
+  for tool in skopeo:skopeo umoci:umoci docker-registry:docker-registry jq:jq curl:curl python3:python3 \
+    nix-instantiate:nix-bin; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
   done
   ((${#missing[@]} == 0)) && return 0
@@ -125,62 +129,17 @@ printf '{"auths":{}}\n' >"$WORK/auth-none.json"
 export REGISTRY_AUTH_FILE=$WORK/auth.json
 
 # --- images in nix/image.nix's layout -------------------------------------------------
-# Store paths as the Nix image has them (fake hashes): /bin/lookout and the CA bundle
-# links are symlinks into the store, passwd/group come from fakeNss plus the nonroot
-# user, everything dated 1970-01-01T00:00:01Z.
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)
-REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo dirty)
-STORE_LOOKOUT=/nix/store/00000000000000000000000000000000-lookout-$VERSION
-STORE_CACERT=/nix/store/11111111111111111111111111111111-nss-cacert
-STORE_PASSWD=/nix/store/22222222222222222222222222222222-passwd
-STORE_GROUP=/nix/store/33333333333333333333333333333333-group
-STORE_NSS=/nix/store/44444444444444444444444444444444-nsswitch.conf
-
-make_image() {
-  local arch=$1 bin=$2 out=$3
-  local layout=$WORK/build-$arch/layout bundle=$WORK/build-$arch/bundle
-  local root=$bundle/rootfs link
-  mkdir -p "$WORK/build-$arch"
-  umoci init --layout "$layout"
-  umoci new --image "$layout:img"
-  umoci unpack --image "$layout:img" "$bundle" >/dev/null
-  install -D -m 0555 "$bin" "$root$STORE_LOOKOUT/bin/lookout"
-  install -D -m 0444 /etc/ssl/certs/ca-certificates.crt "$root$STORE_CACERT/etc/ssl/certs/ca-bundle.crt"
-  install -d "$root/bin" "$root/etc/ssl/certs" "$root/etc/pki/tls/certs" "$root/var/empty" \
-    "$root$STORE_PASSWD/etc" "$root$STORE_GROUP/etc" "$root$STORE_NSS/etc"
-  ln -s "$STORE_LOOKOUT/bin/lookout" "$root/bin/lookout"
-  for link in /etc/ssl/certs/ca-bundle.crt /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
-    ln -s "$STORE_CACERT/etc/ssl/certs/ca-bundle.crt" "$root$link"
-  done
-  printf '%s\n' 'root:x:0:0:root user:/var/empty:/bin/sh' \
-    'nonroot:x:65532:65532:nonroot:/var/empty:/sbin/nologin' \
-    'nobody:x:65534:65534:nobody:/var/empty:/bin/sh' >"$root$STORE_PASSWD/etc/passwd"
-  printf '%s\n' 'root:x:0:' 'nonroot:x:65532:' 'nobody:x:65534:' >"$root$STORE_GROUP/etc/group"
-  printf '%s\n' 'hosts: files dns' >"$root$STORE_NSS/etc/nsswitch.conf"
-  ln -s "$STORE_PASSWD/etc/passwd" "$root/etc/passwd"
-  ln -s "$STORE_GROUP/etc/group" "$root/etc/group"
-  ln -s "$STORE_NSS/etc/nsswitch.conf" "$root/etc/nsswitch.conf"
-  find "$root" -exec touch -h -d @1 {} +
-  umoci repack --image "$layout:img" --history.created 1970-01-01T00:00:01Z \
-    --history.created_by "tests/push/run.sh" "$bundle"
-  umoci config --no-history --image "$layout:img" --architecture "$arch" --os linux \
-    --created 1970-01-01T00:00:01Z --clear config.env --clear config.cmd \
-    --config.entrypoint /bin/lookout --config.user 65532:65532 \
-    --config.exposedports 9115/tcp --config.exposedports 9090/tcp \
-    --config.env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    --config.label org.opencontainers.image.title=lookout \
-    --config.label org.opencontainers.image.source=https://github.com/lookout-dev/lookout \
-    --config.label "org.opencontainers.image.version=$VERSION" \
-    --config.label "org.opencontainers.image.revision=$REVISION" \
-    --config.label org.opencontainers.image.licenses=Apache-2.0
-  skopeo copy --quiet "oci:$layout:img" "docker-archive:$out:lookout:$VERSION-$arch" >/dev/null
-}
 log "building the test images"
-make_image amd64 "$AMD64_BIN" "$WORK/amd64.tar"
-make_image arm64 "$ARM64_BIN" "$WORK/arm64.tar"
+for arch in amd64 arm64; do
+  bin_var=${arch^^}_BIN
+  bash "$BUILD_IMAGE" --spec lookout "$arch" >"$WORK/spec-$arch.json" || die "evaluating the $arch image failed"
+  bash "$BUILD_IMAGE" lookout "$arch" "${!bin_var}" "$WORK/$arch.tar" >/dev/null || die "building the $arch image failed"
+done
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)
 # dockerTools gzips its archives by default: give the script one of each kind.
 gzip -c "$WORK/amd64.tar" >"$WORK/amd64.tar.gz"
-export LOOKOUT_IMAGE_AMD64=$WORK/amd64.tar.gz LOOKOUT_IMAGE_ARM64=$WORK/arm64.tar
+export PUSH_IMAGE_AMD64=$WORK/amd64.tar.gz PUSH_IMAGE_ARM64=$WORK/arm64.tar PUSH_NAME=lookout
+unset PUSH_ARCHITECTURES PUSH_DEFAULT_TAG
 
 # The overlay, as k8s/overlays/prod has it, pointed at the test registry.
 OVERLAY=$WORK/overlay
@@ -252,6 +211,8 @@ for arch in amd64 arm64; do
     jq -e --arg a "$arch" '.architecture == $a and .os == "linux"' "$WORK/config-$arch.json"
   check "$arch config: numeric user 65532:65532 and entrypoint /bin/lookout" \
     jq -e '.config.User == "65532:65532" and .config.Entrypoint == ["/bin/lookout"]' "$WORK/config-$arch.json"
+  check "$arch config: exactly the config the flake evaluates (tests/nix/image.nix)" \
+    jq -e --slurpfile spec "$WORK/spec-$arch.json" '.config == $spec[0].config' "$WORK/config-$arch.json"
   check "$arch config: ports 9115/tcp and 9090/tcp, SSL_CERT_FILE, OCI labels" \
     jq -e --arg v "$VERSION" '(.config.ExposedPorts | keys) == ["9090/tcp", "9115/tcp"]
       and .config.Env == ["SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"]
@@ -274,9 +235,10 @@ for arch in amd64 arm64; do
   mkdir -p "$pulled"
   skopeo copy --quiet "docker://$REPO@$manifest" "oci:$pulled/layout:img" >/dev/null
   umoci unpack --image "$pulled/layout:img" "$pulled/bundle" >/dev/null 2>&1
-  check "the $arch image's /bin/lookout is the $arch binary" \
-    bash -c '[[ $(readlink "$1/bin/lookout") == "$2" ]] && cmp -s "$1$2" "$3"' \
-    _ "$pulled/bundle/rootfs" "$STORE_LOOKOUT/bin/lookout" "${!bin_var}"
+  check "the $arch image's /bin/lookout links into /nix/store, to the $arch binary" \
+    bash -c 'target=$(readlink "$1/bin/lookout") && [[ $target == /nix/store/*/bin/lookout ]] &&
+      cmp -s "$1$target" "$2"' \
+    _ "$pulled/bundle/rootfs" "${!bin_var}"
 done
 
 # The overlay holds the placeholder tests/k8s/lib.sh knows (a YAML list kustomize refuses)
@@ -413,6 +375,64 @@ printf 'images:\n  - name: lookout\n    newName: %s\n  - name: lookout\n    newN
 push variant-twice "$REPO:test" --pin "$twice"
 check "--pin, two lookout entries: exit 2" \
   bash -c '[[ $(cat "$1") == 2 ]] && grep -q "several" "$2"' _ "$WORK/variant-twice.status" "$WORK/variant-twice.err"
+
+# One architecture: PUSH_ARCHITECTURES=amd64 pushes an index of exactly linux/amd64 (the
+# arm64 archive in PUSH_IMAGE_ARM64 is not read), holding the same amd64 manifest.
+PUSH_ARCHITECTURES=amd64 push single "$REPO:amd64-only"
+if [[ $(status_of single) == 0 ]]; then
+  skopeo inspect --raw "docker://$REPO:amd64-only" >"$WORK/index-single.json"
+  check "PUSH_ARCHITECTURES=amd64: an index of exactly linux/amd64, its printed digest" \
+    bash -c '[[ $(cat "$2") == "$3@sha256:$(sha256sum <"$1" | cut -d" " -f1)" ]] &&
+      jq -e "[.manifests[] | \"\(.platform.os)/\(.platform.architecture)\"] == [\"linux/amd64\"]" "$1" >/dev/null' \
+    _ "$WORK/index-single.json" "$WORK/single.out" "$REPO"
+  check "PUSH_ARCHITECTURES=amd64: the same amd64 image as in the two-architecture index" \
+    bash -c '[[ $(jq -r ".manifests[0].digest" "$1") == $(jq -r ".manifests[] | select(.platform.architecture == \"amd64\") | .digest" "$2") ]]' \
+    _ "$WORK/index-single.json" "$WORK/index.json"
+else
+  not_ok "PUSH_ARCHITECTURES=amd64 pushes" "$(cat "$WORK/single.err")"
+fi
+PUSH_IMAGE_ARM64="" push no-arm64 "$REPO:test" --pin "$OVERLAY"
+expect_failure no-arm64 2 'no arm64 image: set PUSH_IMAGE_ARM64' \
+  "an architecture of PUSH_ARCHITECTURES without its archive: exit 2, overlay untouched"
+PUSH_ARCHITECTURES=amd64 push arm64-not-listed "$REPO:test" --arm64 "$WORK/arm64.tar"
+expect_failure arm64-not-listed 2 'arm64 is not an architecture pushed here' \
+  "--arm64 when PUSH_ARCHITECTURES is amd64: exit 2"
+PUSH_ARCHITECTURES="amd64 amd64" push arch-twice "$REPO:test"
+expect_failure arch-twice 2 'names amd64 twice' "an architecture named twice: exit 2"
+
+# Another service's name: PUSH_NAME picks the images: entry, the others stay as they are.
+PUSH_NAME="" push pin-no-name "$REPO:test" --pin "$OVERLAY"
+expect_failure pin-no-name 2 'needs PUSH_NAME' "--pin without PUSH_NAME: exit 2, overlay untouched"
+PUSH_NAME=my-service push pin-other-name "$REPO:test" --pin "$OVERLAY"
+expect_failure pin-other-name 2 'no images: entry named my-service' \
+  "--pin to an overlay without the PUSH_NAME entry: exit 2, overlay untouched"
+SERVICE_REPO=$REGISTRY/my-service
+two=$WORK/variant-my-service
+mkdir -p "$two"
+cat >"$two/kustomization.yaml" <<YAML
+images:
+  - name: lookout
+    newName: $REPO
+    digest: sha256:1111111111111111111111111111111111111111111111111111111111111111
+  - name: my-service
+    newName: $SERVICE_REPO
+    digest: [unpinned]
+YAML
+cp "$two/kustomization.yaml" "$two/before"
+PUSH_NAME=my-service push my-service "$SERVICE_REPO:test" --pin "$two"
+SERVICE_DIGEST=$(sed -n "s|^$SERVICE_REPO@||p" "$WORK/my-service.out")
+my_service_pinned() {
+  [[ $(status_of my-service) == 0 && -n $SERVICE_DIGEST ]] || return 1
+  diff "$two/before" "$two/kustomization.yaml" | grep '^[<>]' >"$two/diff" || true
+  printf '%s\n' '<     digest: [unpinned]' ">     digest: $SERVICE_DIGEST" | cmp -s - "$two/diff"
+}
+if my_service_pinned; then
+  ok "PUSH_NAME=my-service: pushed, and only the my-service entry's digest line changed"
+else
+  not_ok "PUSH_NAME=my-service: pushed, and only the my-service entry's digest line changed" \
+    "exit $(status_of my-service): $(cat "$WORK/my-service.err")
+$(diff "$two/before" "$two/kustomization.yaml")"
+fi
 
 printf '%s passed, %s failed\n' "$passed" "$failed"
 ((failed == 0))
