@@ -9,12 +9,16 @@
     { self, lookout }:
     lookout.lib.eachSystem (
       system:
+      let
+        revision = self.rev or "dirty";
+      in
       lookout.lib.mkRustService {
-        inherit system;
+        inherit system revision;
         src = ./.;
         name = "my-service";
         ports = [ 8080 ];
-        revision = self.rev or "dirty";
+        # The build_info metric's revision label; only the final build sees it.
+        packageEnv.GIT_REVISION = revision;
       }
     );
 }

@@ -111,7 +111,7 @@ let
           "org.opencontainers.image.revision" = templateRev;
           "org.opencontainers.image.licenses" = toml.license;
         };
-        packageEnv = { };
+        packageEnv.GIT_REVISION = templateRev;
         checks = [
           "cargo-deny"
           "clippy"

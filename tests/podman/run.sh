@@ -174,7 +174,7 @@ declare -A binary=(
   [template]=${TEMPLATE_AMD64:-$CACHE/template/amd64}
 )
 # A missing binary or image data fails the run for these, and skips the others.
-declare -A required=([lookout]=1)
+declare -A required=([lookout]=1 [template]=1)
 
 setup_lookout() {
   local probe admin
