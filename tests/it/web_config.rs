@@ -375,6 +375,9 @@ fn a_prometheus_style_scrape_over_mutual_tls_gets_the_probe_and_the_metrics() {
         ],
         &[],
     );
+    // Listening comes before the modules are loaded, and /readyz is behind mutual TLS
+    // too: the log says when probes are served (a loaded machine showed the gap).
+    app.log_line("warm-up done; ready");
     let prometheus = clients.leaf(&["prometheus.monitoring.svc"], (2020, 2040));
     let client = Client::any(pki.ca.der(), Some(&prometheus));
     let scrape = |path: &str| {
