@@ -261,6 +261,9 @@ def alloc_calls(p, probes):
 # --- output ---------------------------------------------------------------------------------
 
 
+NBSP = "\u00a0"  # indents a table cell in rendered and raw markdown alike
+
+
 def fmt(v):
     return "n/a" if v is None else f"{v:,.0f}"
 
@@ -304,7 +307,7 @@ def main():
         for k, _, _ in dumps:
             row = next((v for l, d, v in tables[k] if l == label and d == depth), None)
             cells.append(fmt(row) if any(l == label for l, _, _ in tables[k]) else "–")
-        print(f"| {'&nbsp;' * 4 * depth}{label.strip()} | " + " | ".join(cells) + " |")
+        print(f"| {NBSP * 3 * depth}{label.strip()} | " + " | ".join(cells) + " |")
     out["phases"] = {k: [(l, d, v) for l, d, v in tables[k]] for k, _, _ in dumps}
 
     print(f"\n### Ir per probe, by crate (exclusive: each instruction once)\n")
