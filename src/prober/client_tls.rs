@@ -107,13 +107,12 @@ pub struct RootExpiry {
 }
 
 fn root_expiries(certs: &[CertificateDer<'static>]) -> Vec<RootExpiry> {
-    use x509_parser::prelude::{FromDer, X509Certificate};
     certs
         .iter()
-        .filter_map(|der| X509Certificate::from_der(der).ok())
-        .map(|(_, cert)| RootExpiry {
-            subject: cert.subject().as_raw().to_vec(),
-            not_after: cert.validity().not_after.timestamp() as f64,
+        .filter_map(|der| super::certificate::Certificate::parse(der))
+        .map(|cert| RootExpiry {
+            subject: cert.subject.raw().to_vec(),
+            not_after: cert.not_after as f64,
         })
         .collect()
 }
