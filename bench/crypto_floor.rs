@@ -44,9 +44,8 @@ impl Inputs {
             .expect("ring generates an X25519 key")
             .as_ref()
             .to_vec();
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-                .expect("ring generates a P-256 key");
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .expect("ring generates a P-256 key");
         let pair = EcdsaKeyPair::from_pkcs8(
             &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
             pkcs8.as_ref(),

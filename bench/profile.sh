@@ -32,6 +32,8 @@
 #   PROFILE_WARMUP        warm-up probes per target            2
 #   PROFILE_FAULT_PROBES  plain-HTTP probes for page faults    2000
 #   PROFILE_BUILD=0       use the binaries already built (CARGO_TARGET_DIR as for cargo)
+#   PROFILE_CARGO_ARGS    more arguments for the build, e.g. an experiment's
+#                         "--config profile.profiling.package.ring.opt-level=3"
 #   PROFILE_BIN           profile this lookout binary instead (must have symbols)
 #   PROFILE_KEEP=1        keep the work directory (callgrind dumps) for callgrind_annotate
 #   PROFILE_JSON          also write the breakdown as JSON to this file
@@ -71,8 +73,9 @@ trap 'exit 143' TERM
 # --- 1. build ---------------------------------------------------------------------
 
 if [[ ${PROFILE_BUILD:-1} == 1 ]]; then
-  say "build: cargo build --profile profiling --locked --target $TRIPLE --bin lookout --example crypto_floor"
-  (cd "$REPO" && cargo build --quiet --profile profiling --locked --target "$TRIPLE" --bin lookout --example crypto_floor)
+  read -ra extra <<<"${PROFILE_CARGO_ARGS:-}"
+  say "build: cargo build --profile profiling --locked --target $TRIPLE --bin lookout --example crypto_floor ${extra[*]}"
+  (cd "$REPO" && cargo build --quiet --profile profiling --locked --target "$TRIPLE" --bin lookout --example crypto_floor "${extra[@]}")
 fi
 BIN=${PROFILE_BIN:-$OUT_DIR/lookout}
 FLOOR="$OUT_DIR/examples/crypto_floor"
@@ -146,8 +149,13 @@ start_lookout() { # start_lookout COMMAND...: runs it, waits for /readyz
     --shutdown-delay 0s --drain-timeout 1s >"$WORK/lookout.out" 2>"$WORK/lookout.err" &
   LOOKOUT_PID=$!
   PIDS+=("$LOOKOUT_PID")
-  curl -s --retry 600 --retry-delay 0 --retry-connrefused --retry-all-errors --max-time 600 -o /dev/null \
-    "http://127.0.0.1:$ADMIN_PORT/readyz" || die "lookout did not become ready: $(cat "$WORK/lookout.err")"
+  local i
+  for ((i = 0; i < 6000; i++)); do # 10 minutes: callgrind starts slowly
+    curl -sf -o /dev/null "http://127.0.0.1:$ADMIN_PORT/readyz" && return 0
+    kill -0 "$LOOKOUT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "lookout did not become ready: $(cat "$WORK/lookout.err")"
 }
 stop_lookout() {
   kill "$LOOKOUT_PID" && wait "$LOOKOUT_PID" 2>/dev/null || true
