@@ -33,6 +33,8 @@ import urllib.request
 from datetime import datetime, timezone
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The heading from which RESULTS.md is not rewritten by `report` (kept as it is).
+KEPT_FROM = "## Where the time goes"
 READY_TIMEOUT_S = 15.0
 CHILDREN = set()  # PIDs we started and have not reaped
 
@@ -711,8 +713,17 @@ def cmd_report(args):
             seen.add(key)
             w(f"# load, {r['target']} c={r['conc']}\n{shell_join(r['wrk_argv'])}")
     w("```")
+    # Sections written by hand or by other scripts (bench/profile.sh's "Where the
+    # time goes") follow the generated ones and are kept.
+    kept = ""
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            old = f.read()
+        at = old.find(f"\n{KEPT_FROM}")
+        if at >= 0:
+            kept = "\n" + old[at + 1:].rstrip() + "\n"
     with open(args.out, "w") as f:
-        f.write("\n".join(out) + "\n")
+        f.write("\n".join(out) + "\n" + kept)
 
 
 def fmt_opt(value, fmt):

@@ -6,6 +6,7 @@
 //! deadline stays in the report, as with blackbox_exporter's context.
 
 mod address;
+pub(crate) mod certificate;
 pub(crate) mod client_tls;
 mod debug_output;
 pub mod dns;

@@ -1,12 +1,11 @@
 //! What blackbox_exporter reports about a TLS connection: certificate
 //! expiries, the leaf's identity and the negotiated version.
 //!
-//! Certificates are parsed with x509-parser. Subject and issuer are rendered
-//! the way Go's `pkix.Name.String()` renders them (fixed attribute order,
-//! last CN only, `+` for multi-valued attributes, unknown attributes as
-//! `oid=#hex`), so label values match blackbox_exporter's exactly.
-
-use std::fmt::Write as _;
+//! Certificates are read with [`super::certificate`], once each. Subject and
+//! issuer are rendered the way Go's `pkix.Name.String()` renders them (fixed
+//! attribute order, last CN only, `+` for multi-valued attributes, unknown
+//! attributes as `oid=#hex`), so label values match blackbox_exporter's
+//! exactly.
 
 use rustls::{
     pki_types::{CertificateDer, ServerName},
@@ -14,8 +13,8 @@ use rustls::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{client::TlsStream, TlsConnector};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
+use super::certificate::{Attribute, Certificate, GeneralName, Name};
 use super::report::{
     Report, SSL_EARLIEST_EXPIRY, SSL_LAST_CHAIN_EXPIRY, SSL_LAST_CHAIN_INFO, TLS_CIPHER,
     TLS_VERSION,
@@ -106,14 +105,16 @@ pub(crate) fn record(
     extra_roots: &[super::client_tls::RootExpiry],
     metrics: TlsMetrics,
 ) {
-    let parsed: Vec<X509Certificate<'_>> = state
+    let parsed: Vec<Certificate<'_>> = state
         .peer_certificates
         .iter()
-        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert))
+        .filter_map(|der| Certificate::parse(der))
         .collect();
-    let not_after = |cert: &X509Certificate<'_>| cert.validity().not_after.timestamp() as f64;
 
-    let earliest = parsed.iter().map(not_after).fold(f64::INFINITY, f64::min);
+    let earliest = parsed
+        .iter()
+        .map(|cert| cert.not_after as f64)
+        .fold(f64::INFINITY, f64::min);
     report.set(
         SSL_EARLIEST_EXPIRY,
         if earliest.is_finite() { earliest } else { 0.0 },
@@ -124,7 +125,7 @@ pub(crate) fn record(
         // anchors it. Roots from webpki-roots carry no validity dates, so
         // only a ca_file root adds its own expiry.
         let anchor = parsed.last().and_then(|top| {
-            let (issuer, subject) = (top.issuer().as_raw(), top.subject().as_raw());
+            let (issuer, subject) = (top.issuer.raw(), top.subject.raw());
             extra_roots
                 .iter()
                 .find(|root| root.subject == issuer && root.subject != subject)
@@ -147,34 +148,25 @@ pub(crate) fn record(
 
     if let (Some(leaf), Some(der)) = (parsed.first(), state.peer_certificates.first()) {
         let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
-        let dns_names = leaf
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|san| {
-                san.value
-                    .general_names
-                    .iter()
-                    .filter_map(|name| match name {
-                        GeneralName::DNSName(dns) => Some(*dns),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
+        let dns_names: Vec<&str> = leaf
+            .subject_alt_names()
+            .into_iter()
+            .filter_map(|name| match name {
+                GeneralName::Dns(dns) => Some(dns),
+                _ => None,
             })
-            .unwrap_or_default();
+            .collect();
         // Go prints the serial's magnitude in lower-case hex, without
         // leading zero bytes (0.26, #1333).
-        let serial = leaf.tbs_certificate.raw_serial();
-        let serial = hex(&serial[serial.iter().take_while(|b| **b == 0).count()..]);
+        let serial = &leaf.serial[leaf.serial.iter().take_while(|b| **b == 0).count()..];
         report.set_labeled(
             SSL_LAST_CHAIN_INFO,
             &[
                 &fingerprint,
-                &go_name(leaf.issuer()),
-                &serial,
-                &go_name(leaf.subject()),
-                &dns_names,
+                &go_name(&leaf.issuer),
+                &hex(serial),
+                &go_name(&leaf.subject),
+                &dns_names.join(","),
             ],
             1.0,
         );
@@ -210,84 +202,89 @@ fn cipher_name(suite: Option<CipherSuite>) -> String {
     }
 }
 
-/// Attribute types Go parses into named fields, in `ToRDNSequence` order
-/// (C, ST, L, STREET, POSTALCODE, O, OU, then CN, SERIALNUMBER).
-const STANDARD: [(&str, &str); 9] = [
-    ("2.5.4.6", "C"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.9", "STREET"),
-    ("2.5.4.17", "POSTALCODE"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.3", "CN"),
-    ("2.5.4.5", "SERIALNUMBER"),
+/// Attribute types Go parses into named fields (2.5.4.N, by N), in
+/// `ToRDNSequence` order (C, ST, L, STREET, POSTALCODE, O, OU, then CN,
+/// SERIALNUMBER).
+const STANDARD: [(u8, &str); 9] = [
+    (6, "C"),
+    (8, "ST"),
+    (7, "L"),
+    (9, "STREET"),
+    (17, "POSTALCODE"),
+    (10, "O"),
+    (11, "OU"),
+    (3, "CN"),
+    (5, "SERIALNUMBER"),
 ];
 
-/// Go's `pkix.Name.String()`.
-pub(crate) fn go_name(name: &X509Name<'_>) -> String {
-    // (oid, value) in wire order; non-string values are kept as raw DER.
-    let attributes: Vec<(String, Result<String, Vec<u8>>)> = name
-        .iter()
-        .flat_map(|rdn| rdn.iter())
-        .map(|atv| {
-            let oid = atv.attr_type().to_id_string();
-            let value = atv
-                .as_str()
-                .map(str::to_owned)
-                .map_err(|_| atv.attr_value().data.to_vec());
-            (oid, value)
-        })
-        .collect();
-
-    // The RDN sequence Go builds: non-standard attributes first (so they
-    // print last), then the standard ones; String() prints it reversed.
-    let mut sequence: Vec<Vec<String>> = Vec::new();
-    for (oid, value) in &attributes {
-        if !STANDARD.iter().any(|(o, _)| o == oid) {
-            let der = match value {
-                Ok(text) => der_string(text),
-                Err(raw) => raw.clone(),
-            };
-            sequence.push(vec![format!("{oid}=#{}", hex(&der))]);
-        }
-    }
-    for (oid, short) in STANDARD {
-        let values: Vec<&str> = attributes
-            .iter()
-            .filter(|(o, _)| o == oid)
-            .filter_map(|(_, v)| v.as_deref().ok())
-            .collect();
-        let values: Vec<&str> = match short {
-            // Single-valued fields in Go's struct: the last one wins.
-            "CN" | "SERIALNUMBER" => values
-                .last()
-                .copied()
-                .into_iter()
-                .filter(|v| !v.is_empty())
-                .collect(),
-            _ => values,
+/// Go's `pkix.Name.String()`: the RDN sequence Go builds from its fields
+/// (the attributes it does not know first, each its own RDN, then the
+/// standard fields in `STANDARD` order, a field's values joined by `+`),
+/// printed last to first. Written straight into one string.
+pub(crate) fn go_name(name: &Name<'_>) -> String {
+    let attributes = name.attributes().unwrap_or_default();
+    let standard = |atv: &Attribute<'_>| {
+        atv.standard_type()
+            .filter(|n| STANDARD.iter().any(|(t, _)| t == n))
+    };
+    let mut out = String::new();
+    for &(field, short) in STANDARD.iter().rev() {
+        let values = || {
+            attributes
+                .iter()
+                .filter(move |atv| standard(atv) == Some(field))
+                .filter_map(|atv| atv.as_str())
         };
-        if !values.is_empty() {
-            sequence.push(
-                values
-                    .iter()
-                    .map(|v| format!("{short}={}", escape_dn(v)))
-                    .collect(),
-            );
+        let mut first = true;
+        let mut push = |out: &mut String, value: &str| {
+            if !first {
+                out.push('+');
+            } else if !out.is_empty() {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(short);
+            out.push('=');
+            push_escaped_dn(out, value);
+        };
+        if matches!(short, "CN" | "SERIALNUMBER") {
+            // Single-valued fields in Go's struct: the last one wins.
+            if let Some(value) = values().last().filter(|v| !v.is_empty()) {
+                push(&mut out, value);
+            }
+        } else {
+            values().for_each(|value| push(&mut out, value));
         }
     }
-    sequence
+    // Non-string values are printed as they were encoded.
+    for atv in attributes
         .iter()
         .rev()
-        .map(|rdn| rdn.join("+"))
-        .collect::<Vec<_>>()
-        .join(",")
+        .filter(|atv| standard(atv).is_none())
+    {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&atv.oid());
+        out.push_str("=#");
+        match atv.as_str() {
+            Some(text) => push_hex(&mut out, &der_string(text)),
+            None => push_hex(&mut out, atv.value),
+        }
+    }
+    out
 }
 
 /// Go's DN value escaping.
+#[cfg(test)]
 fn escape_dn(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+    let mut out = String::new();
+    push_escaped_dn(&mut out, value);
+    out
+}
+
+/// Go's DN value escaping, appended to `out`.
+fn push_escaped_dn(out: &mut String, value: &str) {
     let last = value.len().saturating_sub(1);
     for (i, c) in value.char_indices() {
         let escape = match c {
@@ -301,7 +298,6 @@ fn escape_dn(value: &str) -> String {
         }
         out.push(c);
     }
-    out
 }
 
 /// A string re-encoded as Go's `asn1.Marshal` does: PrintableString when
@@ -328,12 +324,17 @@ fn der_string(text: &str) -> Vec<u8> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
 }
 
 #[cfg(test)]
@@ -345,8 +346,7 @@ mod tests {
         let mut params = rcgen::CertificateParams::new(vec!["a.example".into()]).unwrap();
         params.distinguished_name = dn;
         let cert = params.self_signed(&key).unwrap();
-        let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
-        go_name(parsed.subject())
+        go_name(&Certificate::parse(cert.der()).unwrap().subject)
     }
 
     #[test]

@@ -31,7 +31,10 @@ use rustls::{
 
 use crate::{
     config::{CipherSuite, ClientAuth, Curve, Pem, ServerTlsVersion, TlsServer},
-    prober::client_tls,
+    prober::{
+        certificate::{Certificate, GeneralName},
+        client_tls,
+    },
 };
 
 /// The rustls settings of a listener configured by `tls`; `http2` offers
@@ -207,10 +210,11 @@ impl ClientCertVerifier for AnyClientCert {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // Go parses what it is sent even when it verifies nothing.
-        use x509_parser::prelude::{FromDer, X509Certificate};
-        X509Certificate::from_der(end_entity)
+        Certificate::parse(end_entity)
             .map(|_| ClientCertVerified::assertion())
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
+            .ok_or(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            ))
     }
 
     fn verify_tls12_signature(
@@ -303,30 +307,22 @@ impl ClientCertVerifier for AllowedSans {
 
 /// A certificate's DNS, e-mail, IP and URI names, spelled as Go spells them.
 fn subject_alt_names(der: &CertificateDer<'_>) -> Vec<String> {
-    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+    let Some(cert) = Certificate::parse(der) else {
         return Vec::new();
     };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
+    cert.subject_alt_names()
+        .into_iter()
         .filter_map(|name| match name {
-            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
-                Some((*s).to_owned())
-            }
-            GeneralName::IPAddress(bytes) => {
+            GeneralName::Dns(s) | GeneralName::Email(s) | GeneralName::Uri(s) => Some(s.to_owned()),
+            GeneralName::Ip(bytes) => {
                 let ip = match bytes.len() {
-                    4 => IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?),
-                    16 => IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?),
+                    4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+                    16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
                     _ => return None,
                 };
                 // Go prints an IPv4-mapped address as the IPv4 address.
                 Some(ip.to_canonical().to_string())
             }
-            _ => None,
         })
         .collect()
 }

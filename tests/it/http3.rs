@@ -226,11 +226,11 @@ fn an_http3_probe_reports_status_version_body_and_tls_like_blackbox_0_28() {
         value(&metrics, "probe_tls_version_info{version=\"TLS 1.3\"}"),
         Some(1.0)
     );
-    // rustls' server prefers AES-256-GCM, as lookout's client offers it first.
+    // rustls' server follows the client's order: AES-128-GCM first, as Go's.
     assert_eq!(
         value(
             &metrics,
-            "probe_tls_cipher_info{cipher=\"TLS_AES_256_GCM_SHA384\"}"
+            "probe_tls_cipher_info{cipher=\"TLS_AES_128_GCM_SHA256\"}"
         ),
         Some(1.0),
         "{metrics:?}"
