@@ -418,6 +418,118 @@ mod tests {
         assert_eq!(attribute(&[0x88, 0x37, 0x01]).oid(), "2.999.1");
     }
 
+    /// Real certificates of many issuers and ages (the system's CA bundle) and
+    /// the tests' own: every field lookout reads is what x509-parser, the
+    /// library this reader replaced, reads.
+    #[test]
+    fn every_field_is_what_x509_parser_reads() {
+        use x509_parser::{
+            certificate::X509Certificate, extensions::GeneralName as X, prelude::FromDer,
+        };
+        let bundle =
+            std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+        let mut ders: Vec<Vec<u8>> = crate::prober::client_tls::pem_text_certs(&bundle)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect();
+        let mut params = CertificateParams::new(vec!["a.example".into()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([0u16; 8].into()));
+        params
+            .subject_alt_names
+            .push(SanType::Rfc822Name("a@example.com".try_into().unwrap()));
+        params
+            .subject_alt_names
+            .push(SanType::URI("urn:x".try_into().unwrap()));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "ü leaf");
+        dn.push(DnType::OrganizationName, "Example, Inc.");
+        dn.push(DnType::CountryName, "DE");
+        params.distinguished_name = dn;
+        ders.push(certificate(params));
+        assert!(ders.len() > 1, "no CA bundle: install ca-certificates");
+        for der in &ders {
+            let (_, theirs) = X509Certificate::from_der(der).expect("x509-parser reads it");
+            let ours = Certificate::parse(der).expect("lookout reads it");
+            assert_eq!(ours.serial, theirs.raw_serial());
+            assert_eq!(ours.not_after, theirs.validity().not_after.timestamp());
+            for (name, their_name) in [
+                (ours.issuer, theirs.issuer()),
+                (ours.subject, theirs.subject()),
+            ] {
+                assert_eq!(name.raw(), their_name.as_raw());
+                let mine: Vec<_> = name
+                    .attributes()
+                    .unwrap()
+                    .iter()
+                    .map(|a| (a.oid(), a.as_str().map(str::to_owned)))
+                    .collect();
+                let other: Vec<_> = their_name
+                    .iter_attributes()
+                    .map(|a| {
+                        (
+                            a.attr_type().to_id_string(),
+                            a.as_str().ok().map(str::to_owned),
+                        )
+                    })
+                    .collect();
+                assert_eq!(mine, other);
+            }
+            let other: Vec<GeneralName<'_>> = match theirs.subject_alternative_name() {
+                Ok(Some(san)) => san
+                    .value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        X::RFC822Name(s) => Some(GeneralName::Email(s)),
+                        X::DNSName(s) => Some(GeneralName::Dns(s)),
+                        X::URI(s) => Some(GeneralName::Uri(s)),
+                        X::IPAddress(ip) => Some(GeneralName::Ip(ip)),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            assert_eq!(ours.subject_alt_names(), other);
+        }
+    }
+
+    /// A hostile peer's certificate: every truncation and every single-bit flip
+    /// of a real one is read without a panic, and whatever is read agrees
+    /// with x509-parser where x509-parser reads it too.
+    #[test]
+    fn damaged_certificates_never_panic_and_agree_with_x509_parser() {
+        use x509_parser::{certificate::X509Certificate, prelude::FromDer};
+        let mut params = CertificateParams::new(vec!["a.example".into()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([192, 0, 2, 1].into()));
+        let der = certificate(params);
+        let mut damaged: Vec<Vec<u8>> = (0..der.len()).map(|n| der[..n].to_vec()).collect();
+        for bit in 0..der.len() * 8 {
+            let mut flipped = der.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            damaged.push(flipped);
+        }
+        for bytes in &damaged {
+            let ours = Certificate::parse(bytes);
+            if let (Some(ours), Ok((_, theirs))) = (ours, X509Certificate::from_der(bytes)) {
+                assert_eq!(ours.serial, theirs.raw_serial());
+                assert_eq!(ours.not_after, theirs.validity().not_after.timestamp());
+                assert_eq!(ours.subject.raw(), theirs.subject().as_raw());
+            }
+            if let Some(ours) = ours {
+                let _ = (
+                    ours.subject_alt_names(),
+                    ours.issuer.attributes(),
+                    ours.subject.attributes(),
+                );
+            }
+        }
+    }
+
     #[test]
     fn what_is_not_a_certificate_is_refused() {
         let der = certificate(CertificateParams::new(vec!["a.example".into()]).unwrap());
