@@ -418,6 +418,8 @@ mod tests {
     }
 
     #[test]
+    // The literal is the exact value of the tie, on purpose.
+    #[allow(clippy::excessive_precision)]
     fn a_tie_rounds_to_even_as_go_does() {
         // 995041352743806.25 exactly: .2 and .3 are equally near. Go's
         // ryuFtoaShortest (and ryu) pick the even digit; core::fmt picks .3.
