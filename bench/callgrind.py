@@ -113,7 +113,7 @@ GROUPS = [
     # (group, crates)
     ("rustls: handshake state machine, records, key schedule logic", {"rustls", "tokio_rustls", "tokio-rustls", "rustls-pki-types", "rustls_pki_types"}),
     ("webpki: certificate parsing, path building, name checks", {"rustls-webpki", "webpki", "untrusted"}),
-    ("x509-parser, der-parser, asn1-rs, nom (TLS metrics)", {"x509-parser", "x509_parser", "der-parser", "der_parser", "asn1-rs", "asn1_rs", "nom", "oid-registry", "oid_registry", "rusticata-macros", "time", "data-encoding"}),
+    ("x509-parser, der-parser, asn1-rs, nom (TLS metrics)", {"x509-parser", "x509_parser", "der-parser", "der_parser", "asn1-rs", "asn1_rs", "nom", "oid-registry", "oid_registry", "rusticata-macros", "data-encoding"}),
     ("hyper, h2, http, httparse, bytes (client and server)", {"hyper", "hyper-util", "hyper_util", "h2", "http", "httparse", "http-body", "http_body", "http-body-util", "http_body_util", "bytes", "httpdate", "atomic-waker", "want", "try-lock", "indexmap", "hashbrown", "slab", "fnv", "smallvec"}),
     ("axum, tower (routing, middleware)", {"axum", "axum-core", "axum_core", "tower", "tower-service", "tower_service", "tower-layer", "matchit", "form_urlencoded", "form-urlencoded", "serde_urlencoded", "percent-encoding", "serde", "sync_wrapper", "futures-util", "futures_util", "futures-core", "futures-channel", "pin-project-lite", "pin-project"}),
     ("tokio, mio (runtime, sockets, timers)", {"tokio", "tokio-util", "mio", "parking_lot", "parking_lot_core", "lock_api", "socket2"}),
@@ -207,13 +207,17 @@ HTTPS_PHASES = [
     ("  of which the chain's ECDSA P-256 verification", 3, r"^webpki::signed_data::verify_signed_data$"),
     ("CertificateVerify: ECDSA P-256 verification of the handshake", 2, r"WebPkiServerVerifier as rustls::verify::ServerCertVerifier>::verify_tls13_signature$"),
     ("key schedule: HKDF with the suite's hash", 2, r"^rustls::tls13::key_schedule::"),
-    ("TLS metrics: x509-parser, Go's names, SHA-256 fingerprint (tls_info::record)", 1, r"^lookout::prober::tls_info::record$"),
+    ("TLS metrics: certificates read again, Go's names, SHA-256 fingerprint (tls_info::record)", 1, r"^lookout::prober::tls_info::record$"),
 ]
+# Inside the probe, for both targets: the gauges it sets as it goes.
+PROBE_PHASES = [
+    ("report gauges: registering and setting them (Report::sample)", 1, r"^lookout::prober::report::Report::sample$"),
+]
+# Outside the probe's own future.
 COMMON_PHASES = [
     ("HTTP/2 client connection task (h2)", 1, r"H2ClientFuture<B,T,E> as core::future::future::Future>::poll$"),
     ("HTTP/1.1 client connection task (hyper)", 1, r"^<hyper::client::conn::http1::Connection<T,B> as core::future::future::Future>::poll$"),
     ("report rendering (Report::render)", 1, r"^lookout::prober::report::Report::render$"),
-    ("report gauges (Report::sample: BTreeMap, label Strings)", 1, r"^lookout::prober::report::Report::sample$"),
 ]
 PROBE = r"^lookout::prober::execute::\{\{closure\}\}$"
 
@@ -234,6 +238,10 @@ def phase_rows(p, https, probes):
         tls = p.inclusive(TLS_CONNECT) or 0
         sub = [p.inclusive(rx) or 0 for _, d, rx in HTTPS_PHASES if d == 2]
         rows.insert(len(rows) - 1, ("rest of the handshake: state machine, transcript hash, records, buffers", 3, per(tls - sum(sub))))
+    for label, depth, rx in PROBE_PHASES:
+        v = p.inclusive(rx)
+        rows.append((label, depth + 1, per(v)))
+        children.append(v or 0)
     rows.append(("rest of the probe: TCP connect, request, response head and body, checks", 2, per((probe or 0) - sum(children))))
     outside = probe or 0
     for label, depth, rx in COMMON_PHASES:
