@@ -332,7 +332,7 @@ mod tests {
     use super::*;
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
-    fn certificate(params: CertificateParams) -> Vec<u8> {
+    fn certificate(params: &CertificateParams) -> Vec<u8> {
         let key = KeyPair::generate().unwrap();
         params.self_signed(&key).unwrap().der().to_vec()
     }
@@ -355,7 +355,7 @@ mod tests {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "leaf");
         params.distinguished_name = dn;
-        let der = certificate(params);
+        let der = certificate(&params);
         let cert = Certificate::parse(&der).unwrap();
         assert_eq!(cert.not_after, 2_177_452_800); // 2039-01-01T00:00:00Z
         assert_eq!(cert.serial, [0x00, 0x8f, 0x01]);
@@ -380,7 +380,7 @@ mod tests {
     fn dates_from_2050_are_generalized_time() {
         let mut params = CertificateParams::new(vec!["a.example".into()]).unwrap();
         params.not_after = rcgen::date_time_ymd(2051, 3, 1);
-        let der = certificate(params);
+        let der = certificate(&params);
         // 2051-03-01T00:00:00Z
         assert_eq!(Certificate::parse(&der).unwrap().not_after, 2_561_241_600);
     }
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn what_is_not_a_certificate_is_refused() {
-        let der = certificate(CertificateParams::new(vec!["a.example".into()]).unwrap());
+        let der = certificate(&CertificateParams::new(vec!["a.example".into()]).unwrap());
         assert!(Certificate::parse(&der[..der.len() - 1]).is_none());
         assert!(Certificate::parse(b"not a certificate").is_none());
         assert!(Certificate::parse(&[]).is_none());

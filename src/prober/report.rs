@@ -308,7 +308,7 @@ fn push_go_float(out: &mut String, value: f64) {
     // significant digits, so they fit on the stack.
     let mut digits = [0u8; 24];
     let mut n = 0;
-    for &b in out[start..e].as_bytes() {
+    for &b in &out.as_bytes()[start..e] {
         if b.is_ascii_digit() && n < digits.len() {
             digits[n] = b;
             n += 1;

@@ -249,7 +249,7 @@ pub(crate) fn go_name(name: &Name<'_>) -> String {
         };
         if matches!(short, "CN" | "SERIALNUMBER") {
             // Single-valued fields in Go's struct: the last one wins.
-            if let Some(value) = values().last().filter(|v| !v.is_empty()) {
+            if let Some(value) = values().next_back().filter(|v| !v.is_empty()) {
                 push(&mut out, value);
             }
         } else {
