@@ -10,8 +10,8 @@
 #   2. Builds in scratch copies of the working tree under $BENCH_CACHE (kept, so
 #      later runs rebuild only lookout itself); the repository is never written:
 #      static musl amd64 and arm64 (the image binaries, with cargo-auditable
-#      when installed, as the image is built), a glibc build, musl + mimalloc and
-#      musl + dlmalloc
+#      when installed, as the image is built, with dlmalloc as their allocator), a
+#      glibc build (glibc's malloc), musl + mimalloc and musl with musl's own malloc
 #      (Cargo.toml and src/main.rs patched in its copy only).
 #   3. Sizes: the binaries and the image-equivalent layer (bin/lookout, CA
 #      bundle, passwd, group) as a tar, raw and gzipped.
@@ -44,12 +44,12 @@
 #   BENCH_REBUILD_RUNS  timed warm rebuilds per profile (0: none)  3 [1]
 #   BENCH_PROBERS       the other probers' targets: "tcp dns icmp grpc" ("" for none)
 #   BENCH_PROBER_SERVERS  the servers loaded with them              "lookout-musl blackbox"
-#   BENCH_SERVERS       "lookout-musl lookout-mimalloc lookout-dlmalloc lookout-glibc blackbox";
-#                       lookout-dlmalloc is musl + dlmalloc (issue 18), a pure-Rust allocator
-#                       that keeps freed memory: no mmap and page faults per probe;
-#                       lookout-musl-warn (the musl binary with RUST_LOG=warn) may be added
+#   BENCH_SERVERS       "lookout-musl lookout-mimalloc lookout-muslmalloc lookout-glibc blackbox";
+#                       lookout-musl is the image's binary (musl + dlmalloc, issue 18);
+#                       lookout-muslmalloc the same with musl's own malloc (the default
+#                       before issue 18); lookout-musl-warn (the musl binary with
+#                       RUST_LOG=warn) may be added
 #   BENCH_MIMALLOC      mimalloc crate version                    0.1.52
-#   BENCH_DLMALLOC      dlmalloc crate version                    0.2.14
 #   BENCH_TLS_TICKETS   nginx's session tickets and cache: "on" (nginx's default; a client
 #                       that keeps sessions resumes them) or "off" (every probe a full handshake)
 #   BENCH_EXEC_RUNS     `--version` runs for the process-start baseline  200 [20]
@@ -86,11 +86,10 @@ if [[ $PIN == 1 ]]; then
   pin_args=(--pin-exporter "$((NCPU - 1))" --pin-load "$LOAD_CPUS")
 fi
 REBUILD_RUNS=${BENCH_REBUILD_RUNS:-$(q 3 1)}
-read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-mimalloc lookout-dlmalloc lookout-glibc blackbox}"
+read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-mimalloc lookout-muslmalloc lookout-glibc blackbox}"
 read -ra PROBERS <<<"${BENCH_PROBERS-tcp dns icmp grpc}"
 read -ra PROBER_SERVERS <<<"${BENCH_PROBER_SERVERS:-lookout-musl blackbox}"
 MIMALLOC=${BENCH_MIMALLOC:-0.1.52}
-DLMALLOC=${BENCH_DLMALLOC:-0.2.14}
 TLS_TICKETS=${BENCH_TLS_TICKETS:-on}
 EXEC_RUNS=${BENCH_EXEC_RUNS:-$(q 200 20)}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lookout-bench}
@@ -158,6 +157,13 @@ copy_tree() {
   mkdir -p "$1" && rm -rf "$1/src" "$1/tests" "$1/bench"
   (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xmf - -C "$1"
 }
+# The image's binary sets dlmalloc as its allocator on musl (src/main.rs): the
+# allocator variants remove those lines in their copy first.
+WITHOUT_ALLOCATOR="sed -i '/^#\\[cfg(target_env = \"musl\")\\]\$/,/^static ALLOCATOR: /d' src/main.rs"
+without_allocator() { # without_allocator DIR
+  (cd "$1" && eval "$WITHOUT_ALLOCATOR")
+  ! grep -q 'global_allocator' "$1/src/main.rs" || die "could not remove the allocator from $1/src/main.rs"
+}
 build() { # build DIR what-for COMMAND...
   local dir=$1 what=$2 start=$SECONDS; shift 2
   say "build: $what: $*"
@@ -184,27 +190,26 @@ if has lookout-mimalloc; then
   MTREE="$CACHE/tree-mimalloc"
   copy_tree "$MTREE"
   # The variant: mimalloc as the global allocator, in the copy only.
+  without_allocator "$MTREE"
   (cd "$MTREE" && cargo add --quiet "mimalloc@=$MIMALLOC")
   printf '\n#[global_allocator]\nstatic GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;\n' >>"$MTREE/src/main.rs"
   note "mimalloc variant: in its copy of the tree" \
-    "cargo add mimalloc@=$MIMALLOC && printf '\\n#[global_allocator]\\nstatic GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;\\n' >> src/main.rs"
+    "$WITHOUT_ALLOCATOR && cargo add mimalloc@=$MIMALLOC && printf '\\n#[global_allocator]\\nstatic GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;\\n' >> src/main.rs"
   # shellcheck disable=SC2086
   build "$MTREE" "amd64 static + mimalloc" $BUILD --release --locked --target $AMD64
   cp "$MTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-mimalloc"
   # A stripped binary still carries mimalloc's message strings: proof it is linked.
   grep -qa 'mimalloc' "$WORK/bin/lookout-mimalloc" || die "the mimalloc variant does not contain mimalloc"
 fi
-if has lookout-dlmalloc; then
-  DTREE="$CACHE/tree-dlmalloc"
+if has lookout-muslmalloc; then
+  DTREE="$CACHE/tree-muslmalloc"
   copy_tree "$DTREE"
-  # The variant (issue 18): dlmalloc as the global allocator, in the copy only.
-  (cd "$DTREE" && cargo add --quiet "dlmalloc@=$DLMALLOC" --features global)
-  printf '\n#[global_allocator]\nstatic GLOBAL: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;\n' >>"$DTREE/src/main.rs"
-  note "dlmalloc variant: in its copy of the tree" \
-    "cargo add dlmalloc@=$DLMALLOC --features global && printf '\\n#[global_allocator]\\nstatic GLOBAL: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;\\n' >> src/main.rs"
+  # The variant (issue 18): musl's own malloc, as before dlmalloc, in the copy only.
+  without_allocator "$DTREE"
+  note "musl-malloc variant: in its copy of the tree" "$WITHOUT_ALLOCATOR"
   # shellcheck disable=SC2086
-  build "$DTREE" "amd64 static + dlmalloc" $BUILD --release --locked --target $AMD64
-  cp "$DTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-dlmalloc"
+  build "$DTREE" "amd64 static, musl's malloc" $BUILD --release --locked --target $AMD64
+  cp "$DTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-muslmalloc"
 fi
 
 # --- 3. sizes ----------------------------------------------------------------------
@@ -228,7 +233,7 @@ layer() { # layer NAME BINARY: the files of the image, as one tar layer
 size "amd64 static binary (musl)" "$WORK/bin/lookout-musl" lookout-musl
 size "arm64 static binary (musl)" "$WORK/bin/lookout-arm64"
 has lookout-mimalloc && size "amd64 static binary, mimalloc" "$WORK/bin/lookout-mimalloc" lookout-mimalloc
-has lookout-dlmalloc && size "amd64 static binary, dlmalloc" "$WORK/bin/lookout-dlmalloc" lookout-dlmalloc
+has lookout-muslmalloc && size "amd64 static binary, musl's malloc" "$WORK/bin/lookout-muslmalloc" lookout-muslmalloc
 has lookout-glibc && size "amd64 binary, glibc (dynamic)" "$WORK/bin/lookout-glibc" lookout-glibc
 layer amd64 "$WORK/bin/lookout-musl"
 layer arm64 "$WORK/bin/lookout-arm64"
@@ -377,9 +382,9 @@ EOF
 SERVERS_TSV="$WORK/servers.tsv"
 for s in "${SERVERS[@]}"; do
   case $s in
-    lookout-musl) printf '%s\tlookout, musl malloc (default)\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-musl" ;;
+    lookout-musl) printf '%s\tlookout, musl + dlmalloc (default)\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-musl" ;;
     lookout-mimalloc) printf '%s\tlookout, musl + mimalloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-mimalloc" ;;
-    lookout-dlmalloc) printf '%s\tlookout, musl + dlmalloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-dlmalloc" ;;
+    lookout-muslmalloc) printf '%s\tlookout, musl malloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-muslmalloc" ;;
     lookout-glibc) printf '%s\tlookout, glibc malloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-glibc" ;;
     lookout-musl-warn) printf '%s\tlookout, musl, RUST_LOG=warn\tlookout\t%s\tRUST_LOG=warn\n' "$s" "$WORK/bin/lookout-musl" ;;
     blackbox) printf '%s\tblackbox_exporter 0.23\tblackbox\t%s\t\n' "$s" "$BLACKBOX" ;;
