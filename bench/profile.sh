@@ -46,6 +46,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$REPO/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 PROBES=${PROFILE_PROBES:-50}
 WARMUP=${PROFILE_WARMUP:-2}
 FAULT_PROBES=${PROFILE_FAULT_PROBES:-2000}
@@ -85,14 +87,8 @@ FLOOR="$OUT_DIR/examples/crypto_floor"
 
 port() { python3 "$BENCH/bench.py" freeport; }
 TLS="$WORK/tls" NG="$WORK/nginx"
-mkdir -p "$TLS" "$NG/tmp"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=lookout bench CA" \
-  -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$TLS/leaf.key" -out "$TLS/leaf.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$TLS/san.ext"
-openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial -days 30 \
-  -extfile "$TLS/san.ext" -out "$TLS/leaf.pem" 2>/dev/null
+mkdir -p "$NG/tmp"
+bench_tls "$TLS"
 HTTP_PORT=$(port) HTTPS_PORT=$(port) PROBE_PORT=$(port) ADMIN_PORT=$(port)
 cat >"$NG/nginx.conf" <<EOF
 daemon off;

@@ -66,6 +66,8 @@ has() { local s; for s in "${SERVERS[@]}"; do [[ $s == "$1" ]] && return 0; done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$REPO/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 QUICK=${BENCH_QUICK:-0}
 q() { if [[ $QUICK == 1 ]]; then echo "$2"; else echo "$1"; fi; } # q FULL QUICK
 START_RUNS=${BENCH_START_RUNS:-$(q 30 3)}
@@ -217,16 +219,7 @@ fi
 SIZES="$WORK/sizes.tsv"
 size() { printf '%s\t%s\t%s\n' "$1" "$(stat -c %s "$2")" "${3:--}" >>"$SIZES"; }
 layer() { # layer NAME BINARY: the files of the image, as one tar layer
-  local root="$WORK/layer-$1"
-  mkdir -p "$root/bin" "$root/etc/ssl/certs"
-  install -m 0755 "$2" "$root/bin/lookout"
-  install -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/var/empty:/sbin/nologin\n' >"$root/etc/passwd"
-  printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
-  chmod 0644 "$root/etc/passwd" "$root/etc/group"
-  find "$root" -type d -exec chmod 0755 {} +
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 --format=gnu -C "$root" -cf "$WORK/$1.tar" bin etc
-  gzip -n -6 -c "$WORK/$1.tar" >"$WORK/$1.tar.gz"
+  bench_layer "$WORK/layer-$1" "$2" "$WORK/$1.tar"
   size "layer $1 raw" "$WORK/$1.tar"
   size "layer $1 gzipped" "$WORK/$1.tar.gz"
 }
@@ -246,14 +239,8 @@ note "layer (per architecture)" \
 
 port() { python3 "$BENCH/bench.py" freeport; }
 TLS="$WORK/tls" NG="$WORK/nginx"
-mkdir -p "$TLS" "$NG/tmp"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=lookout bench CA" \
-  -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$TLS/leaf.key" -out "$TLS/leaf.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$TLS/san.ext"
-openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial -days 30 \
-  -extfile "$TLS/san.ext" -out "$TLS/leaf.pem" 2>/dev/null
+mkdir -p "$NG/tmp"
+bench_tls "$TLS"
 HTTP_PORT=$(port) HTTPS_PORT=$(port) LOGGED_PORT=$(port) GRPC_PORT=$(port)
 # grpc.health.v1.HealthCheckResponse{status: SERVING} in one uncompressed gRPC message.
 mkdir -p "$NG/grpc"

@@ -11,6 +11,8 @@
 # without building.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 TRIPLE=x86_64-unknown-linux-musl
 HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
 BIN=${SIZE_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/$TRIPLE/release/lookout}
@@ -20,14 +22,5 @@ if [[ ${SIZE_BUILD:-1} == 1 ]]; then
 fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-root="$WORK/root"
-mkdir -p "$root/bin" "$root/etc/ssl/certs"
-install -m 0755 "$BIN" "$root/bin/lookout"
-install -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/var/empty:/sbin/nologin\n' >"$root/etc/passwd"
-printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
-chmod 0644 "$root/etc/passwd" "$root/etc/group"
-find "$root" -type d -exec chmod 0755 {} +
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 --format=gnu -C "$root" -cf "$WORK/layer.tar" bin etc
-gzip -n -6 -c "$WORK/layer.tar" >"$WORK/layer.tar.gz"
+bench_layer "$WORK/root" "$BIN" "$WORK/layer.tar"
 printf '%s\t%s\n' "$(stat -c %s "$BIN")" "$(stat -c %s "$WORK/layer.tar.gz")"
