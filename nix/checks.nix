@@ -34,7 +34,8 @@ in
     commonArgs
     // {
       inherit cargoArtifacts;
-      cargoClippyExtraArgs = "--all-targets -- --deny warnings";
+      # Every crate of a workspace, not only the root package.
+      cargoClippyExtraArgs = "--workspace --all-targets -- --deny warnings";
     }
   );
 
@@ -46,7 +47,9 @@ in
       inherit cargoArtifacts;
       partitions = 1;
       partitionType = "count";
-      cargoNextestExtraArgs = testArgs;
+      cargoNextestExtraArgs = lib.concatStringsSep " " (
+        [ "--workspace" ] ++ lib.optional (testArgs != "") testArgs
+      );
     }
   );
 

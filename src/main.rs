@@ -25,6 +25,12 @@ use lookout::{
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
+// memcpy and memmove in place of musl's (crates/memcpy says why). Naming the
+// crate links it, and the linker then needs nothing from libc.a's memcpy.o and
+// memmove.o. A glibc build keeps glibc's.
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+use lookout_memcpy as _;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

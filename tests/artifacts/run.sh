@@ -5,6 +5,9 @@
 #     under different paths and with two different CARGO_HOMEs: the binaries
 #     must be byte-identical (paths are remapped; the sha256 is printed);
 #   - static, of the right ELF machine, under the 6 MiB budget;
+#   - amd64 carries crates/memcpy's memcpy, not musl's, and that crate's tests
+#     pass on x86_64 musl, where every copy the test harness makes goes through
+#     it (issue 18);
 #   - syft finds axum, tokio, rustls and ring at their Cargo.lock versions;
 #   - amd64 as PID 1 in an empty read-only root holding only what the image
 #     holds, as 65532:65532: /healthz, /readyz and a /probe of a local HTTPS
@@ -42,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 [[ $(id -u) -eq 0 ]] || die "needs root (unshare, mount, chroot)"
-for tool in cargo cargo-auditable qemu-aarch64-static openssl readelf unshare chroot curl python3 sha256sum; do
+for tool in cargo cargo-auditable qemu-aarch64-static openssl readelf objdump unshare chroot curl python3 sha256sum; do
   command -v "$tool" >/dev/null || die "$tool not found: run .ci/install"
 done
 
@@ -98,6 +101,22 @@ for arch in amd64 arm64; do
   size=$(stat -c %s "$bin")
   check "$arch: $size bytes, within the $BUDGET-byte budget" [ "$size" -le "$BUDGET" ]
 done
+
+# musl's x86_64 memcpy ends in `shr $0x3,%rcx; rep movsq` (the count of 8-byte
+# words); LLVM's own inline copies load a constant count instead.
+# (grep -c reads everything: no early exit for pipefail to see as a failure.)
+lacks_musl_memcpy() {
+  local found
+  found=$(objdump -d --no-show-raw-insn "$1" | grep -A1 -E 'shr +\$0x3,%rcx$' | grep -c 'rep movsq') || true
+  echo "#   musl memcpy sequences in $1: $found"
+  [[ $found == 0 ]]
+}
+check "amd64: carries crates/memcpy's memcpy, not musl's" lacks_musl_memcpy "$OUT/amd64"
+memcpy_tests() { # its tests, as a musl binary: the harness copies through it too
+  (cd "$REPO" && cargo test --locked --release --quiet -p lookout-memcpy --target x86_64-unknown-linux-musl) >"$WORK/memcpy.out" 2>&1 ||
+    { cat "$WORK/memcpy.out"; return 1; }
+}
+check "lookout-memcpy's tests pass on x86_64 musl with its memcpy and memmove in place" memcpy_tests
 
 SYFT_VENV="$CI_DIR/syft-venv"
 if [[ ! -x "$SYFT_VENV/bin/syft" ]]; then

@@ -88,7 +88,7 @@ let
         "rustfmt"
         "toml-fmt"
       ];
-      nextest = "cargo nextest run --cargo-profile release -E 'not (test(/^differential::/)";
+      nextest = "cargo nextest run --cargo-profile release --workspace -E 'not (test(/^differential::/)";
     };
     template =
       let
@@ -122,7 +122,7 @@ let
           "rustfmt"
           "toml-fmt"
         ];
-        nextest = "cargo nextest run --cargo-profile release";
+        nextest = "cargo nextest run --cargo-profile release --workspace";
       };
   };
   sorted = sort (a: b: a < b);
@@ -448,8 +448,9 @@ let
       (test "${s}every check is a derivation (nix flake check rejects anything else)" (all (
         c: c.type or null == "derivation"
       ) (builtins.attrValues checks)) "")
-      (eq "${s}clippy denies warnings on all targets" checks.clippy.args.cargoClippyExtraArgs
-        "--all-targets -- --deny warnings"
+      (eq "${s}clippy denies warnings on all targets of every workspace crate"
+        checks.clippy.args.cargoClippyExtraArgs
+        "--workspace --all-targets -- --deny warnings"
       )
       (test "${s}clippy and nextest share one native dependency build" (
         checks.clippy.args.cargoArtifacts.id == checks.nextest.args.cargoArtifacts.id
@@ -489,11 +490,11 @@ let
           "toml-fmt"
         ]
       ) (showRun checks.clippy))
-      (eq "${s}clippy runs cargo clippy on all targets, release, denying warnings"
+      (eq "${s}clippy runs cargo clippy on every crate's targets, release, denying warnings"
         (cargoCommands checks.clippy)
         [
           "buildPhase: cargo --version"
-          "buildPhase: cargo clippy --release --locked --all-targets -- --deny warnings"
+          "buildPhase: cargo clippy --release --locked --workspace --all-targets -- --deny warnings"
         ]
       )
       (
