@@ -156,7 +156,7 @@ note() { printf '# %s\n%s\n' "$1" "$2" >>"$COMMANDS"; }
 # The working tree as git sees it (tracked and untracked, not ignored). -m:
 # fresh mtimes, so cargo always sees the current sources as changed.
 copy_tree() {
-  mkdir -p "$1" && rm -rf "$1/src" "$1/tests" "$1/bench"
+  mkdir -p "$1" && rm -rf "$1/src" "$1/tests" "$1/bench" "$1/crates"
   (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xmf - -C "$1"
 }
 # The image's binary sets dlmalloc as its allocator on musl (src/main.rs): the

@@ -53,7 +53,7 @@ done
 
 # The working tree as git sees it (tracked files, current content).
 copy_tree() {
-  rm -rf "$1/src" "$1/tests" && mkdir -p "$1"
+  rm -rf "$1/src" "$1/tests" "$1/crates" && mkdir -p "$1"
   (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$1"
 }
 
