@@ -11,8 +11,8 @@
 #      later runs rebuild only lookout itself); the repository is never written:
 #      static musl amd64 and arm64 (the image binaries, with cargo-auditable
 #      when installed, as the image is built, with dlmalloc as their allocator), a
-#      glibc build (glibc's malloc), musl + mimalloc and musl with musl's own malloc
-#      (Cargo.toml and src/main.rs patched in its copy only).
+#      glibc build (glibc's malloc), musl + mimalloc, musl with musl's own malloc and
+#      musl with musl's own memcpy (Cargo.toml and src/main.rs patched in its copy only).
 #   3. Sizes: the binaries and the image-equivalent layer (bin/lookout, CA
 #      bundle, passwd, group) as a tar, raw and gzipped.
 #   4. nginx on 127.0.0.1 as the probe target: HTTPS (test CA, P-256, TLS 1.2
@@ -44,10 +44,11 @@
 #   BENCH_REBUILD_RUNS  timed warm rebuilds per profile (0: none)  3 [1]
 #   BENCH_PROBERS       the other probers' targets: "tcp dns icmp grpc" ("" for none)
 #   BENCH_PROBER_SERVERS  the servers loaded with them              "lookout-musl blackbox"
-#   BENCH_SERVERS       "lookout-musl lookout-mimalloc lookout-muslmalloc lookout-glibc blackbox";
-#                       lookout-musl is the image's binary (musl + dlmalloc, issue 18);
-#                       lookout-muslmalloc the same with musl's own malloc (the default
-#                       before issue 18); lookout-musl-warn (the musl binary with
+#   BENCH_SERVERS       "lookout-musl lookout-muslmemcpy lookout-muslmalloc lookout-mimalloc lookout-glibc blackbox";
+#                       lookout-musl is the image's binary (musl + dlmalloc + crates/memcpy,
+#                       issue 18); lookout-muslmemcpy the same with musl's own memcpy and
+#                       memmove; lookout-muslmalloc the same with musl's own malloc (the
+#                       default before issue 18); lookout-musl-warn (the musl binary with
 #                       RUST_LOG=warn) may be added
 #   BENCH_MIMALLOC      mimalloc crate version                    0.1.52
 #   BENCH_TLS_TICKETS   nginx's session tickets and cache: "on" (nginx's default; a client
@@ -88,7 +89,7 @@ if [[ $PIN == 1 ]]; then
   pin_args=(--pin-exporter "$((NCPU - 1))" --pin-load "$LOAD_CPUS")
 fi
 REBUILD_RUNS=${BENCH_REBUILD_RUNS:-$(q 3 1)}
-read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-mimalloc lookout-muslmalloc lookout-glibc blackbox}"
+read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-muslmemcpy lookout-muslmalloc lookout-mimalloc lookout-glibc blackbox}"
 read -ra PROBERS <<<"${BENCH_PROBERS-tcp dns icmp grpc}"
 read -ra PROBER_SERVERS <<<"${BENCH_PROBER_SERVERS:-lookout-musl blackbox}"
 MIMALLOC=${BENCH_MIMALLOC:-0.1.52}
@@ -166,6 +167,9 @@ without_allocator() { # without_allocator DIR
   (cd "$1" && eval "$WITHOUT_ALLOCATOR")
   ! grep -q 'global_allocator' "$1/src/main.rs" || die "could not remove the allocator from $1/src/main.rs"
 }
+# It also links crates/memcpy's memcpy and memmove on x86_64 (src/main.rs): the
+# musl-memcpy variant removes that line in its copy.
+WITHOUT_MEMCPY="sed -i '/^use lookout_memcpy as _;\$/d' src/main.rs"
 build() { # build DIR what-for COMMAND...
   local dir=$1 what=$2 start=$SECONDS; shift 2
   say "build: $what: $*"
@@ -213,6 +217,17 @@ if has lookout-muslmalloc; then
   build "$DTREE" "amd64 static, musl's malloc" $BUILD --release --locked --target $AMD64
   cp "$DTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-muslmalloc"
 fi
+if has lookout-muslmemcpy; then
+  CTREE="$CACHE/tree-muslmemcpy"
+  copy_tree "$CTREE"
+  # The variant (issue 18): musl's own memcpy and memmove, in the copy only.
+  (cd "$CTREE" && eval "$WITHOUT_MEMCPY")
+  ! grep -q 'lookout_memcpy' "$CTREE/src/main.rs" || die "could not remove crates/memcpy from $CTREE/src/main.rs"
+  note "musl-memcpy variant: in its copy of the tree" "$WITHOUT_MEMCPY"
+  # shellcheck disable=SC2086
+  build "$CTREE" "amd64 static, musl's memcpy" $BUILD --release --locked --target $AMD64
+  cp "$CTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-muslmemcpy"
+fi
 
 # --- 3. sizes ----------------------------------------------------------------------
 
@@ -227,6 +242,7 @@ size "amd64 static binary (musl)" "$WORK/bin/lookout-musl" lookout-musl
 size "arm64 static binary (musl)" "$WORK/bin/lookout-arm64"
 has lookout-mimalloc && size "amd64 static binary, mimalloc" "$WORK/bin/lookout-mimalloc" lookout-mimalloc
 has lookout-muslmalloc && size "amd64 static binary, musl's malloc" "$WORK/bin/lookout-muslmalloc" lookout-muslmalloc
+has lookout-muslmemcpy && size "amd64 static binary, musl's memcpy" "$WORK/bin/lookout-muslmemcpy" lookout-muslmemcpy
 has lookout-glibc && size "amd64 binary, glibc (dynamic)" "$WORK/bin/lookout-glibc" lookout-glibc
 layer amd64 "$WORK/bin/lookout-musl"
 layer arm64 "$WORK/bin/lookout-arm64"
@@ -369,7 +385,8 @@ EOF
 SERVERS_TSV="$WORK/servers.tsv"
 for s in "${SERVERS[@]}"; do
   case $s in
-    lookout-musl) printf '%s\tlookout, musl + dlmalloc (default)\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-musl" ;;
+    lookout-musl) printf '%s\tlookout, musl + dlmalloc + crates/memcpy (default)\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-musl" ;;
+    lookout-muslmemcpy) printf '%s\tlookout, musl + dlmalloc, musl memcpy\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-muslmemcpy" ;;
     lookout-mimalloc) printf '%s\tlookout, musl + mimalloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-mimalloc" ;;
     lookout-muslmalloc) printf '%s\tlookout, musl malloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-muslmalloc" ;;
     lookout-glibc) printf '%s\tlookout, glibc malloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-glibc" ;;
