@@ -680,6 +680,8 @@ def cmd_report(args):
                 for field, name in (("probes_per_s", "probes/s"), ("cpu_per_1000", "CPU per probe"), ("hwm_kb", "peak RSS")):
                     b = med("load", field, server=base, target=t, conc=c)
                     cells = [fmt_opt(ratio(med("load", field, server=v, target=t, conc=c), b), "{:.3f}") for v in variants[1:]]
+                    if b is None or all(cell == "n/a" for cell in cells):
+                        continue  # a target only some servers were loaded with
                     w(f"| {t} c={c}: {name} | " + " | ".join(cells) + " |")
         for field, name in (("rss_idle_kb", "idle RSS"), ("ready_ms", "exec → ready")):
             b = med("coldstart", field, server=base)
