@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/profile.sh and bench/size.sh (sourced, not run).
+# Shared by bench/run.sh, bench/profile.sh, bench/size.sh and tests/artifacts/run.sh
+# (sourced, not run).
 
 # bench_layer ROOT BINARY TAR: the image's files as bench/run.sh measures them (bin/lookout,
 # the CA bundle, passwd and group, fixed owner and mtimes) built under ROOT, written as one

@@ -163,10 +163,6 @@ copy_tree() {
 # The image's binary sets dlmalloc as its allocator on musl (src/main.rs): the
 # allocator variants remove those lines in their copy first.
 WITHOUT_ALLOCATOR="sed -i '/^#\\[cfg(target_env = \"musl\")\\]\$/,/^static ALLOCATOR: /d' src/main.rs"
-without_allocator() { # without_allocator DIR
-  (cd "$1" && eval "$WITHOUT_ALLOCATOR")
-  ! grep -q 'global_allocator' "$1/src/main.rs" || die "could not remove the allocator from $1/src/main.rs"
-}
 # It also links crates/memcpy's memcpy and memmove on x86_64 (src/main.rs): the
 # musl-memcpy variant removes that line in its copy.
 WITHOUT_MEMCPY="sed -i '/^use lookout_memcpy as _;\$/d' src/main.rs"
@@ -192,41 +188,32 @@ if has lookout-glibc; then
   build "$TREE" "glibc (dynamic)" $BUILD --release --locked
   cp "$TREE/target/release/lookout" "$WORK/bin/lookout-glibc"
 fi
-if has lookout-mimalloc; then
-  MTREE="$CACHE/tree-mimalloc"
-  copy_tree "$MTREE"
-  # The variant: mimalloc as the global allocator, in the copy only.
-  without_allocator "$MTREE"
-  (cd "$MTREE" && cargo add --quiet "mimalloc@=$MIMALLOC")
-  printf '\n#[global_allocator]\nstatic GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;\n' >>"$MTREE/src/main.rs"
-  note "mimalloc variant: in its copy of the tree" \
-    "$WITHOUT_ALLOCATOR && cargo add mimalloc@=$MIMALLOC && printf '\\n#[global_allocator]\\nstatic GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;\\n' >> src/main.rs"
+# variant NAME WHAT PATCH: the amd64 static build of a copy of the tree that PATCH (a
+# shell command, run in the copy and noted in the report) changed, as bin/lookout-NAME.
+variant() {
+  local name=$1 what=$2 patch=$3 dir="$CACHE/tree-$1"
+  copy_tree "$dir"
+  (cd "$dir" && eval "$patch") || die "could not patch the $name copy: $patch"
+  note "$name variant: in its copy of the tree" "$patch"
   # shellcheck disable=SC2086
-  build "$MTREE" "amd64 static + mimalloc" $BUILD --release --locked --target $AMD64
-  cp "$MTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-mimalloc"
+  build "$dir" "amd64 static, $what" $BUILD --release --locked --target $AMD64
+  cp "$dir/target/$AMD64/release/lookout" "$WORK/bin/lookout-$name"
+}
+if has lookout-mimalloc; then
+  # mimalloc as the global allocator.
+  variant mimalloc "mimalloc" "$WITHOUT_ALLOCATOR && cargo add --quiet mimalloc@=$MIMALLOC && printf '\\n#[global_allocator]\\nstatic GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;\\n' >> src/main.rs"
   # A stripped binary still carries mimalloc's message strings: proof it is linked.
   grep -qa 'mimalloc' "$WORK/bin/lookout-mimalloc" || die "the mimalloc variant does not contain mimalloc"
 fi
 if has lookout-muslmalloc; then
-  DTREE="$CACHE/tree-muslmalloc"
-  copy_tree "$DTREE"
-  # The variant (issue 18): musl's own malloc, as before dlmalloc, in the copy only.
-  without_allocator "$DTREE"
-  note "musl-malloc variant: in its copy of the tree" "$WITHOUT_ALLOCATOR"
-  # shellcheck disable=SC2086
-  build "$DTREE" "amd64 static, musl's malloc" $BUILD --release --locked --target $AMD64
-  cp "$DTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-muslmalloc"
+  # Issue 18: musl's own malloc, as before dlmalloc.
+  variant muslmalloc "musl's malloc" "$WITHOUT_ALLOCATOR"
+  ! grep -q 'global_allocator' "$CACHE/tree-muslmalloc/src/main.rs" || die "could not remove the allocator from the musl-malloc copy"
 fi
 if has lookout-muslmemcpy; then
-  CTREE="$CACHE/tree-muslmemcpy"
-  copy_tree "$CTREE"
-  # The variant (issue 18): musl's own memcpy and memmove, in the copy only.
-  (cd "$CTREE" && eval "$WITHOUT_MEMCPY")
-  ! grep -q 'lookout_memcpy' "$CTREE/src/main.rs" || die "could not remove crates/memcpy from $CTREE/src/main.rs"
-  note "musl-memcpy variant: in its copy of the tree" "$WITHOUT_MEMCPY"
-  # shellcheck disable=SC2086
-  build "$CTREE" "amd64 static, musl's memcpy" $BUILD --release --locked --target $AMD64
-  cp "$CTREE/target/$AMD64/release/lookout" "$WORK/bin/lookout-muslmemcpy"
+  # Issue 18: musl's own memcpy and memmove.
+  variant muslmemcpy "musl's memcpy" "$WITHOUT_MEMCPY"
+  ! grep -q 'lookout_memcpy' "$CACHE/tree-muslmemcpy/src/main.rs" || die "could not remove crates/memcpy from the musl-memcpy copy"
 fi
 
 # --- 3. sizes ----------------------------------------------------------------------

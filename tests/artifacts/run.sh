@@ -145,15 +145,11 @@ done
 # --- a local HTTPS target ------------------------------------------------------
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=lookout artifacts CA" \
-  -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$WORK/leaf.key" -out "$WORK/leaf.csr" 2>/dev/null
-# An IP SAN: the empty root has no /etc/hosts (a container runtime injects one),
-# so the probes use 127.0.0.1 and need no name resolution.
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/san.ext"
-openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial -days 30 \
-  -extfile "$WORK/san.ext" -out "$WORK/leaf.pem" 2>/dev/null
+# The benchmark's test PKI: its leaf has an IP SAN, as needed here: the empty root has
+# no /etc/hosts (a container runtime injects one), so the probes use 127.0.0.1.
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+bench_tls "$WORK"
 TLS_PORT=$(free_port)
 openssl s_server -quiet -www -accept "127.0.0.1:$TLS_PORT" -cert "$WORK/leaf.pem" -key "$WORK/leaf.key" </dev/null >/dev/null 2>&1 &
 PIDS+=($!)
