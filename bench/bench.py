@@ -791,7 +791,7 @@ def main():
     p.add_argument("--lookout", default="lookout-musl")
     p.add_argument("--blackbox", default="blackbox")
     p.add_argument("--glibc", default="lookout-glibc")
-    p.add_argument("--allocators", nargs="+", default=["lookout-musl", "lookout-muslmemcpy", "lookout-muslmalloc", "lookout-mimalloc", "lookout-glibc"])
+    p.add_argument("--allocators", nargs="+", default=["lookout-musl", "lookout-muslmemcpy", "lookout-dlmallocpthread", "lookout-muslmalloc", "lookout-mimalloc", "lookout-glibc"])
     p.add_argument("--settings", default="")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--out", required=True)

@@ -44,12 +44,14 @@
 #   BENCH_REBUILD_RUNS  timed warm rebuilds per profile (0: none)  3 [1]
 #   BENCH_PROBERS       the other probers' targets: "tcp dns icmp grpc" ("" for none)
 #   BENCH_PROBER_SERVERS  the servers loaded with them              "lookout-musl blackbox"
-#   BENCH_SERVERS       "lookout-musl lookout-muslmemcpy lookout-muslmalloc lookout-mimalloc lookout-glibc blackbox";
-#                       lookout-musl is the image's binary (musl + dlmalloc + crates/memcpy,
-#                       issue 18); lookout-muslmemcpy the same with musl's own memcpy and
-#                       memmove; lookout-muslmalloc the same with musl's own malloc (the
-#                       default before issue 18); lookout-musl-warn (the musl binary with
-#                       RUST_LOG=warn) may be added
+#   BENCH_SERVERS       "lookout-musl lookout-muslmemcpy lookout-dlmallocpthread lookout-muslmalloc
+#                       lookout-mimalloc lookout-glibc blackbox";
+#                       lookout-musl is the image's binary (musl + crates/allocator's dlmalloc
+#                       + crates/memcpy, issue 18); lookout-muslmemcpy the same with musl's own
+#                       memcpy and memmove; lookout-dlmallocpthread the same with dlmalloc's
+#                       own global allocator (a pthread mutex); lookout-muslmalloc the same with
+#                       musl's own malloc (the default before issue 18); lookout-musl-warn (the
+#                       musl binary with RUST_LOG=warn) may be added
 #   BENCH_MIMALLOC      mimalloc crate version                    0.1.52
 #   BENCH_TLS_TICKETS   nginx's session tickets and cache: "on" (nginx's default; a client
 #                       that keeps sessions resumes them) or "off" (every probe a full handshake)
@@ -89,10 +91,12 @@ if [[ $PIN == 1 ]]; then
   pin_args=(--pin-exporter "$((NCPU - 1))" --pin-load "$LOAD_CPUS")
 fi
 REBUILD_RUNS=${BENCH_REBUILD_RUNS:-$(q 3 1)}
-read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-muslmemcpy lookout-muslmalloc lookout-mimalloc lookout-glibc blackbox}"
+read -ra SERVERS <<<"${BENCH_SERVERS:-lookout-musl lookout-muslmemcpy lookout-dlmallocpthread lookout-muslmalloc lookout-mimalloc lookout-glibc blackbox}"
 read -ra PROBERS <<<"${BENCH_PROBERS-tcp dns icmp grpc}"
 read -ra PROBER_SERVERS <<<"${BENCH_PROBER_SERVERS:-lookout-musl blackbox}"
 MIMALLOC=${BENCH_MIMALLOC:-0.1.52}
+# crates/allocator's dlmalloc, as Cargo.lock has it.
+DLMALLOC=$(awk '/^name = "dlmalloc"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$REPO/Cargo.lock")
 TLS_TICKETS=${BENCH_TLS_TICKETS:-on}
 EXEC_RUNS=${BENCH_EXEC_RUNS:-$(q 200 20)}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lookout-bench}
@@ -205,6 +209,12 @@ if has lookout-mimalloc; then
   # A stripped binary still carries mimalloc's message strings: proof it is linked.
   grep -qa 'mimalloc' "$WORK/bin/lookout-mimalloc" || die "the mimalloc variant does not contain mimalloc"
 fi
+if has lookout-dlmallocpthread; then
+  # Issue 18: dlmalloc's own global allocator, locked with musl's pthread mutex, as
+  # before crates/allocator.
+  variant dlmallocpthread "dlmalloc's pthread lock" "sed -i 's|^static ALLOCATOR: .*|static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;|' src/main.rs && cargo add --quiet dlmalloc@=$DLMALLOC --features global --target 'cfg(target_env = \"musl\")'"
+  grep -q 'GlobalDlmalloc' "$CACHE/tree-dlmallocpthread/src/main.rs" || die "could not set dlmalloc's allocator in the dlmalloc-pthread copy"
+fi
 if has lookout-muslmalloc; then
   # Issue 18: musl's own malloc, as before dlmalloc.
   variant muslmalloc "musl's malloc" "$WITHOUT_ALLOCATOR"
@@ -228,6 +238,7 @@ layer() { # layer NAME BINARY: the files of the image, as one tar layer
 size "amd64 static binary (musl)" "$WORK/bin/lookout-musl" lookout-musl
 size "arm64 static binary (musl)" "$WORK/bin/lookout-arm64"
 has lookout-mimalloc && size "amd64 static binary, mimalloc" "$WORK/bin/lookout-mimalloc" lookout-mimalloc
+has lookout-dlmallocpthread && size "amd64 static binary, dlmalloc's pthread lock" "$WORK/bin/lookout-dlmallocpthread" lookout-dlmallocpthread
 has lookout-muslmalloc && size "amd64 static binary, musl's malloc" "$WORK/bin/lookout-muslmalloc" lookout-muslmalloc
 has lookout-muslmemcpy && size "amd64 static binary, musl's memcpy" "$WORK/bin/lookout-muslmemcpy" lookout-muslmemcpy
 has lookout-glibc && size "amd64 binary, glibc (dynamic)" "$WORK/bin/lookout-glibc" lookout-glibc
@@ -373,6 +384,7 @@ SERVERS_TSV="$WORK/servers.tsv"
 for s in "${SERVERS[@]}"; do
   case $s in
     lookout-musl) printf '%s\tlookout, musl + dlmalloc + crates/memcpy (default)\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-musl" ;;
+    lookout-dlmallocpthread) printf '%s\tlookout, musl + dlmalloc with its pthread lock\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-dlmallocpthread" ;;
     lookout-muslmemcpy) printf '%s\tlookout, musl + dlmalloc, musl memcpy\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-muslmemcpy" ;;
     lookout-mimalloc) printf '%s\tlookout, musl + mimalloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-mimalloc" ;;
     lookout-muslmalloc) printf '%s\tlookout, musl malloc\tlookout\t%s\t\n' "$s" "$WORK/bin/lookout-muslmalloc" ;;

@@ -19,11 +19,11 @@ use lookout::{
 /// rounds): 0.18 ms with musl's malloc, 0.13 with dlmalloc, 0.13 with glibc's.
 /// Its cost: +50,056 bytes of binary, +300 KiB idle RSS, and memory freed after
 /// a burst is kept for the next (10.8 MiB after 3 s at 64 connections, not 5.5).
-/// A glibc build keeps glibc's malloc. bench/run.sh removes these lines for
-/// its other allocators.
+/// crates/allocator locks it with a futex. A glibc build keeps glibc's malloc.
+/// bench/run.sh removes these lines for its other allocators.
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: lookout_allocator::Allocator = lookout_allocator::Allocator::new();
 
 // memcpy and memmove in place of musl's (crates/memcpy says why). Naming the
 // crate links it, and the linker then needs nothing from libc.a's memcpy.o and

@@ -307,10 +307,14 @@ let
               pkg.args.cargoVendorDir.outPath
             ]
           )
-          (test "${s}${name}-${arch} links statically and remaps the vendor paths" (
-            match ".*-C target-feature=\\+crt-static.*" flags != null
-            && match ".*--remap-path-prefix=/nix/store/[^=]*-vendor-cargo-deps=/cargo/vendor.*" flags != null
-          ) flags)
+          (test "${s}${name}-${arch} links statically, packs relative relocations and remaps the vendor paths"
+            (
+              match ".*-C target-feature=\\+crt-static.*" flags != null
+              && match ".*-C link-arg=-z -C link-arg=pack-relative-relocs.*" flags != null
+              && match ".*--remap-path-prefix=/nix/store/[^=]*-vendor-cargo-deps=/cargo/vendor.*" flags != null
+            )
+            flags
+          )
           (test "${s}${name}-${arch} is built with cargo-auditable" (
             match "cargo auditable build.*" pkg.args.cargoBuildCommand != null
             && any (x: x.name == "cargo-auditable") pkg.args.nativeBuildInputs
