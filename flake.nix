@@ -56,6 +56,8 @@
             extraSources = [
               # Compiled in: src/config/mod.rs include_str!("../default-modules.yml").
               (lib.fileset.fileFilter (file: file.hasExt "yml" || file.hasExt "yaml") ./src)
+              # build.rs links the static binaries with it: start-up code first.
+              ./link/startup.ld
               # tests/fuzz_regressions.rs replays the fuzzers' seeds and every crash found.
               (lib.fileset.maybeMissing ./fuzz/corpus)
               (lib.fileset.maybeMissing ./fuzz/regressions)

@@ -58,6 +58,10 @@ let
       # has none) shrinks from RELA's 24 bytes per pointer to a few KB in all, in the
       # file and in the memory of every start. Both targets link through the cross gcc.
       "-C link-arg=-z -C link-arg=pack-relative-relocs"
+      # Rust's v0 symbol names: each generic instance named with its types (the legacy
+      # scheme's are a hash), so a link order can name code portably (lookout's
+      # link/startup.ld). The binary is stripped of them: they cost nothing.
+      "-C symbol-mangling-version=v0"
       # Dependencies' panic locations would name the vendor directory's store path
       # (which crane then scrubs to /nix/store/eeee...): name a stable path instead.
       "--remap-path-prefix=${cargoVendorDir}=/cargo/vendor"

@@ -307,10 +307,12 @@ let
               pkg.args.cargoVendorDir.outPath
             ]
           )
-          (test "${s}${name}-${arch} links statically, packs relative relocations and remaps the vendor paths"
+          (test
+            "${s}${name}-${arch} links statically, packs relative relocations, names symbols by v0 and remaps the vendor paths"
             (
               match ".*-C target-feature=\\+crt-static.*" flags != null
               && match ".*-C link-arg=-z -C link-arg=pack-relative-relocs.*" flags != null
+              && match ".*-C symbol-mangling-version=v0.*" flags != null
               && match ".*--remap-path-prefix=/nix/store/[^=]*-vendor-cargo-deps=/cargo/vendor.*" flags != null
             )
             flags

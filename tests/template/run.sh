@@ -37,13 +37,13 @@ declare -A TRIPLE=([amd64]=x86_64-unknown-linux-musl [arm64]=aarch64-unknown-lin
 declare -A MACHINE=([amd64]="Advanced Micro Devices X86-64" [arm64]="AArch64")
 # The static builds' settings, the same as the flake library's (lookout.lib.mkRustService):
 # a fully static binary for each target (+crt-static), its relocations packed (x86_64's is
-# static-pie; aarch64's is plain static and has none). aarch64 links with rustc's own
+# static-pie; aarch64's is plain static and has none), v0 symbol names. aarch64 links with rustc's own
 # rust-lld and the target's self-contained musl CRT, so no aarch64 toolchain is needed;
 # x86_64 links with the host cc, also self-contained. Set per target, never in a
 # .cargo/config.toml in template/ (its users build with Nix).
 STATIC_ENV=(
-  "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS=-C target-feature=+crt-static -C link-arg=-z -C link-arg=pack-relative-relocs"
-  "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS=-C target-feature=+crt-static -C link-arg=-z -C link-arg=pack-relative-relocs"
+  "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS=-C target-feature=+crt-static -C link-arg=-z -C link-arg=pack-relative-relocs -C symbol-mangling-version=v0"
+  "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS=-C target-feature=+crt-static -C link-arg=-z -C link-arg=pack-relative-relocs -C symbol-mangling-version=v0"
   "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld"
 )
 # Flags from the caller's environment would replace the per-target ones above.
