@@ -798,13 +798,17 @@ let
       };
     in
     [
-      (test "the cargo source has the manifests, sources and compiled-in files" (
+      (test "the cargo source has the manifests, sources, compiled-in files and the link order" (
         all (f: elem f cargo) [
           "Cargo.toml"
           "Cargo.lock"
+          "build.rs"
           "src/main.rs"
           "src/lib.rs"
           "src/default-modules.yml"
+          "link/startup.ld"
+          "crates/allocator/src/lib.rs"
+          "crates/memcpy/src/lib.rs"
           "deny.toml"
         ]
         && some "fuzz/corpus/" != [ ]
