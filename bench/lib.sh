@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/profile.sh, bench/size.sh and tests/artifacts/run.sh
+# Shared by bench/run.sh, bench/profile.sh, bench/size.sh, tests/artifacts/run.sh and link/startup.sh
 # (sourced, not run).
 
 # bench_layer ROOT BINARY TAR: the image's files as bench/run.sh measures them (bin/lookout,

@@ -49,8 +49,10 @@ BIN="$WORK/lookout"
 cp "$REPO/target/$TARGET/release/lookout" "$BIN"
 port() { python3 "$REPO/bench/bench.py" freeport; }
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=startup-ca \
-  -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+# The benchmark's test PKI: its CA is the private CA of the modules below.
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+bench_tls "$WORK/tls"
 cp "$REPO/src/default-modules.yml" "$WORK/defaults.yml"
 # One module per prober with the options deployments commonly set.
 cat >"$WORK/probers.yml" <<YAML
@@ -61,7 +63,7 @@ modules:
     http:
       preferred_ip_protocol: ip4
       tls_config:
-        ca_file: $WORK/ca.pem
+        ca_file: $WORK/tls/ca.pem
   http_ip4:
     prober: http
     timeout: 5s
