@@ -76,8 +76,11 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 /// rustls' default) then negotiates what it negotiates with blackbox_exporter,
 /// and the TLS 1.3 key schedule hashes with SHA-256 instead of SHA-384: 0.15 M
 /// fewer instructions per probe of bench/profile.sh's target (issue 18).
+/// Chain signatures verified once are remembered (`verified_signatures`).
 fn client_provider() -> CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
+    provider.signature_verification_algorithms =
+        super::verified_signatures::remembering(provider.signature_verification_algorithms);
     provider.cipher_suites.sort_by_key(|suite| {
         let name = suite.suite().as_str().unwrap_or_default();
         let cipher = if name.contains("AES_128_GCM") {

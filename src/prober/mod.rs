@@ -22,6 +22,7 @@ mod tcp;
 mod tls_info;
 mod unix;
 pub mod url;
+mod verified_signatures;
 
 use std::{
     collections::BTreeMap,

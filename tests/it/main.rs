@@ -33,4 +33,5 @@ mod reload;
 mod support;
 mod targets;
 mod tls_cipher;
+mod verified_signatures;
 mod web_config;
