@@ -17,6 +17,7 @@ mod debug_output;
 mod differential;
 mod dns;
 mod grpc;
+mod h2_close;
 mod hardening;
 mod http3;
 mod http_client_differential;

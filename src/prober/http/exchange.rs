@@ -3,7 +3,11 @@
 //! timed. The connection task is aborted when the hop is done or the probe's
 //! deadline drops the future.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Instant,
+};
 
 use bytes::Bytes;
 use http::{
@@ -12,11 +16,11 @@ use http::{
 };
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::{body::Incoming, client::conn::http2::SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    task::JoinHandle,
+    task::AbortHandle,
 };
 
 use super::{
@@ -31,6 +35,8 @@ use crate::prober::{
     tls_info::{self, TlsState},
     PreparedModule,
 };
+
+use super::tls_stream::ProbeTls;
 
 /// A response body as the checks read it: hyper's (HTTP/1.1, HTTP/2) or
 /// h3's (HTTP/3).
@@ -111,7 +117,7 @@ pub(super) async fn round_trip(
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let sent = Instant::now();
         let request = build_request(config, hop, additions, h2)?;
-        let (response, connection) = send(stream, h2, request).await?;
+        let (response, connection) = send(ProbeTls::new(stream), h2, request).await?;
         (response, Some(state), connection, sent)
     } else {
         let sent = Instant::now();
@@ -154,7 +160,7 @@ where
             .send_request(request)
             .await
             .map_err(|e| format!("HTTP/2 request: {e}"))?;
-        Ok((response, guard))
+        Ok((response, guard.keeping(sender)))
     } else {
         let io = TokioIo::new(io);
         let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
@@ -181,11 +187,14 @@ pub(crate) async fn h2_handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+    // Made first: what hyper spawns is aborted even if the handshake fails.
+    let guard = AbortOnDrop::default();
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(guard.tasks.clone())
         .max_header_list_size(MAX_RESPONSE_HEAD as u32)
         .handshake(TokioIo::new(io))
         .await?;
-    Ok((sender, AbortOnDrop::spawn(connection)))
+    guard.drive(connection);
+    Ok((sender, guard))
 }
 
 pub(super) fn build_request(
@@ -250,20 +259,84 @@ pub(super) fn build_request(
         .map_err(|e| format!("building the request: {e}"))
 }
 
-/// Aborts the connection task when the probe is done with it.
-pub(crate) struct AbortOnDrop(JoinHandle<()>);
+/// The tasks that drive one connection, aborted when the probe is done with
+/// it: the one the probe spawned and those hyper's HTTP/2 client spawns
+/// through [`Spawner`] (its connection task, which would otherwise outlive
+/// the probe: closing gracefully, sending GOAWAY, waiting to flush to a
+/// server that may never read).
+#[derive(Default)]
+pub(crate) struct AbortOnDrop {
+    tasks: Spawner,
+    /// Dropped after the aborts (see [`AbortOnDrop::keeping`]).
+    _kept: Option<Box<dyn Send>>,
+}
 
 impl AbortOnDrop {
     /// Drives a connection on its own task until dropped.
     pub(super) fn spawn(connection: impl std::future::Future + Send + 'static) -> Self {
-        Self(tokio::spawn(async move {
+        let guard = Self::default();
+        guard.drive(connection);
+        guard
+    }
+
+    /// Drives a connection on one more task of this guard's.
+    fn drive(&self, connection: impl std::future::Future + Send + 'static) {
+        self.tasks.spawn(async move {
             let _ = connection.await;
-        }))
+        });
+    }
+
+    /// Keeps `sender`, the connection's request handle, until the tasks are
+    /// aborted: dropped earlier, it has hyper's HTTP/2 start a graceful close
+    /// with a GOAWAY frame, one more write to the target than Go's client
+    /// makes.
+    pub(super) fn keeping(mut self, sender: impl Send + 'static) -> Self {
+        self._kept = Some(Box::new(sender));
+        self
     }
 }
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        // In the order spawned: hyper's connection task, which owns the
+        // stream, goes before the tasks whose end would wake it to close.
+        for task in self
+            .tasks
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Spawns on tokio and remembers each task, for [`AbortOnDrop`] to abort.
+#[derive(Clone, Default)]
+pub(crate) struct Spawner(Arc<Mutex<Vec<AbortHandle>>>);
+
+impl Spawner {
+    fn spawn<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let task = tokio::spawn(future).abort_handle();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for Spawner
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.spawn(async move {
+            future.await;
+        });
     }
 }

@@ -23,6 +23,7 @@ mod h3;
 mod oauth2;
 mod proxy;
 mod setup;
+mod tls_stream;
 
 use self::{checks::finish, exchange::round_trip, proxy::Via};
 pub(crate) use self::{
