@@ -79,8 +79,7 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 /// Chain signatures verified once are remembered (`verified_signatures`).
 fn client_provider() -> CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
-    provider.signature_verification_algorithms =
-        super::verified_signatures::remembering(provider.signature_verification_algorithms);
+    provider.signature_verification_algorithms = super::verified_signatures::remembering();
     provider.cipher_suites.sort_by_key(|suite| {
         let name = suite.suite().as_str().unwrap_or_default();
         let cipher = if name.contains("AES_128_GCM") {

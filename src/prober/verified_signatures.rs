@@ -13,7 +13,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{LazyLock, Mutex, MutexGuard, OnceLock, PoisonError},
+    sync::{LazyLock, Mutex, MutexGuard, PoisonError},
 };
 
 use ring::digest;
@@ -27,25 +27,14 @@ use rustls::{
 /// tables) however many certificates hostile targets present.
 const GENERATION: usize = 4096;
 
-/// `algorithms` with every chain-verification algorithm remembering what it
-/// accepted; `mapping`, which verifies handshake signatures, is unchanged.
-pub(crate) fn remembering(algorithms: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
-    WebPkiSupportedAlgorithms {
-        all: wrapped(algorithms.all),
-        mapping: algorithms.mapping,
-    }
-}
-
-/// The wrappers of one `all` list, made once per process: rustls wants
-/// `'static` algorithms, and every client configuration uses ring's list.
-fn wrapped(
-    all: &'static [&'static dyn SignatureVerificationAlgorithm],
-) -> &'static [&'static dyn SignatureVerificationAlgorithm] {
-    type List = &'static [&'static dyn SignatureVerificationAlgorithm];
-    static WRAPPED: OnceLock<(List, Box<[&'static dyn SignatureVerificationAlgorithm]>)> =
-        OnceLock::new();
-    let (of, list) = WRAPPED.get_or_init(|| {
-        let list = all
+/// ring's algorithms, each chain-verification one remembering what it
+/// accepted; `mapping`, which verifies handshake signatures, is ring's own.
+/// Made once per process: rustls wants `'static` algorithms.
+pub(crate) fn remembering() -> WebPkiSupportedAlgorithms {
+    static REMEMBERING: LazyLock<WebPkiSupportedAlgorithms> = LazyLock::new(|| {
+        let ring = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        let all: Vec<&'static dyn SignatureVerificationAlgorithm> = ring
+            .all
             .iter()
             .enumerate()
             .map(|(index, &inner)| {
@@ -54,15 +43,12 @@ fn wrapped(
                 algorithm as &'static dyn SignatureVerificationAlgorithm
             })
             .collect();
-        (all, list)
+        WebPkiSupportedAlgorithms {
+            all: all.leak(),
+            mapping: ring.mapping,
+        }
     });
-    if std::ptr::eq(*of, all) {
-        list
-    } else {
-        // Another list than the first one seen: verify without remembering
-        // rather than mix two lists' indices.
-        all
-    }
+    *REMEMBERING
 }
 
 /// One algorithm of the list, remembering the signatures it accepted.
@@ -82,12 +68,12 @@ impl SignatureVerificationAlgorithm for Remembering {
         signature: &[u8],
     ) -> Result<(), InvalidSignature> {
         let key = digest_of(self.index, public_key, message, signature);
-        if VERIFIED.contains(&key) {
+        if verified().contains(&key) {
             return Ok(());
         }
         self.inner
             .verify_signature(public_key, message, signature)?;
-        VERIFIED.insert(key);
+        verified().add(key);
         Ok(())
     }
 
@@ -121,14 +107,15 @@ fn digest_of(index: usize, public_key: &[u8], message: &[u8], signature: &[u8]) 
     key
 }
 
-static VERIFIED: LazyLock<Verified> = LazyLock::new(Verified::default);
-
-/// Two generations of digests: lookups see both, insertions go to the young
-/// one, and when it is full the old one is dropped and the young one ages.
-/// A digest found in the old generation moves to the young one, so what is
-/// still probed survives.
-#[derive(Default)]
-struct Verified(Mutex<Generations>);
+/// The signatures accepted so far, in two generations: lookups see both,
+/// insertions go to the young one, and when it is full the old one is dropped
+/// and the young one ages. A digest found in the old generation moves to the
+/// young one, so what is still probed survives.
+fn verified() -> MutexGuard<'static, Generations> {
+    static VERIFIED: LazyLock<Mutex<Generations>> = LazyLock::new(Mutex::default);
+    // A panic elsewhere leaves the sets whole: keep using them.
+    VERIFIED.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Sets keyed by std's random SipHash: the digests are of bytes a target
 /// chooses, so a fixed hash would let it choose collisions too.
@@ -138,30 +125,20 @@ struct Generations {
     old: HashSet<Digest>,
 }
 
-impl Verified {
-    fn lock(&self) -> MutexGuard<'_, Generations> {
-        // A panic elsewhere leaves the sets whole: keep using them.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn contains(&self, key: &Digest) -> bool {
-        let mut generations = self.lock();
-        if generations.young.contains(key) {
+impl Generations {
+    /// Whether `key` was accepted; one found in the old generation moves to
+    /// the young one.
+    fn contains(&mut self, key: &Digest) -> bool {
+        if self.young.contains(key) {
             return true;
         }
-        if generations.old.remove(key) {
-            generations.add(*key);
+        if self.old.remove(key) {
+            self.add(*key);
             return true;
         }
         false
     }
 
-    fn insert(&self, key: Digest) {
-        self.lock().add(key);
-    }
-}
-
-impl Generations {
     fn add(&mut self, key: Digest) {
         if self.young.len() >= GENERATION {
             self.old = std::mem::take(&mut self.young);
@@ -181,7 +158,7 @@ mod tests {
 
     /// ring's list, each algorithm remembering.
     fn algorithms() -> &'static [&'static dyn SignatureVerificationAlgorithm] {
-        remembering(rustls::crypto::ring::default_provider().signature_verification_algorithms).all
+        remembering().all
     }
 
     /// The P-256 SHA-256 and P-256 SHA-384 algorithms of the list.
@@ -218,12 +195,12 @@ mod tests {
             .position(|a| std::ptr::addr_eq(*a, sha256))
             .unwrap();
         let key = digest_of(index, &public_key, message, &signature);
-        assert!(!VERIFIED.contains(&key));
+        assert!(!verified().contains(&key));
         sha256
             .verify_signature(&public_key, message, &signature)
             .unwrap();
         assert!(
-            VERIFIED.contains(&key),
+            verified().contains(&key),
             "a verified signature is remembered"
         );
         sha256
@@ -262,7 +239,7 @@ mod tests {
                 .is_err());
         }
         for index in 0..algorithms().len() {
-            assert!(!VERIFIED.contains(&digest_of(index, &public_key, message, &signature)));
+            assert!(!verified().contains(&digest_of(index, &public_key, message, &signature)));
         }
     }
 

@@ -15,8 +15,8 @@ use std::{
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::{
-    probe::{encode, parse},
-    support::{request, spawn_app, PATIENCE},
+    probe::{probe, value},
+    support::{spawn_with_modules, PATIENCE},
     targets::Pki,
 };
 
@@ -124,35 +124,17 @@ fn serve(pki: &Pki, answer: bool) -> (SocketAddr, mpsc::Receiver<Ending>) {
 fn an_h2_probe_ends_with_close_notify_and_no_goaway() {
     let pki = Pki::new("lookout h2 close CA");
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, pki.ca_pem()).unwrap();
-    let modules = dir.path().join("blackbox.yml");
-    std::fs::write(
-        &modules,
-        format!(
+    let app = spawn_with_modules(
+        dir.path(),
+        &format!(
             "modules:\n  h2:\n    prober: http\n    timeout: 2s\n    http: {{tls_config: {{ca_file: {}}}}}\n",
-            ca.display()
+            pki.ca_file(dir.path(), "ca.pem").display()
         ),
-    )
-    .unwrap();
-    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
-    app.admin_until("/readyz", |r| r.status == 200);
-    let probe = |addr: SocketAddr| {
-        let target = format!("https://localhost:{}/", addr.port());
-        let response = request(
-            app.probe,
-            "GET",
-            &format!("/probe?module=h2&target={}", encode(&target)),
-            &[],
-        );
-        parse(&response.body)
-    };
+    );
+    let probe =
+        |addr: SocketAddr| probe(&app, "h2", &format!("https://localhost:{}/", addr.port()));
     let value = |metrics: &[(String, f64)], series: &str| {
-        metrics
-            .iter()
-            .find(|(s, _)| s == series)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| panic!("{series} is reported"))
+        value(metrics, series).unwrap_or_else(|| panic!("{series} is reported"))
     };
 
     let (addr, ending) = serve(&pki, true);

@@ -49,7 +49,7 @@ pub fn parse(exposition: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn value(metrics: &[(String, f64)], series: &str) -> Option<f64> {
+pub fn value(metrics: &[(String, f64)], series: &str) -> Option<f64> {
     metrics.iter().find(|(s, _)| s == series).map(|(_, v)| *v)
 }
 

@@ -443,3 +443,13 @@ pub fn ca_pem() -> String {
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
+
+/// An in-process lookout whose modules file, written into `dir`, is `yaml`;
+/// ready when it returns.
+pub fn spawn_with_modules(dir: &Path, yaml: &str) -> App {
+    let modules = dir.join("blackbox.yml");
+    write(&modules, yaml);
+    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
+    app.admin_until("/readyz", |r| r.status == 200);
+    app
+}

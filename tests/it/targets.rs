@@ -49,6 +49,13 @@ impl Pki {
         self.ca.pem()
     }
 
+    /// Writes the CA certificate to `dir/name`, for a module's `ca_file`.
+    pub fn ca_file(&self, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, self.ca_pem()).unwrap();
+        path
+    }
+
     /// A leaf for `names` (DNS names or IPs), valid between the given years.
     pub fn leaf(&self, names: &[&str], valid: (i32, i32)) -> Leaf {
         let mut params =

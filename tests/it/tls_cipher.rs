@@ -18,7 +18,7 @@ use rustls::{
 
 use crate::{
     probe::{encode, parse},
-    support::{request, spawn_app},
+    support::{request, spawn_app, spawn_with_modules},
     targets::Pki,
 };
 
@@ -76,19 +76,13 @@ fn serve_only(
 fn the_cipher_suite_is_reported_for_https_by_go_s_name() {
     let pki = Pki::new("cipher test CA");
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, pki.ca_pem()).unwrap();
-    let modules = dir.path().join("blackbox.yml");
-    std::fs::write(
-        &modules,
-        format!(
+    let app = spawn_with_modules(
+        dir.path(),
+        &format!(
             "modules:\n  https:\n    prober: http\n    http: {{tls_config: {{ca_file: {ca}}}}}\n  tls:\n    prober: tcp\n    tcp: {{tls: true, tls_config: {{ca_file: {ca}}}}}\n",
-            ca = ca.display()
+            ca = pki.ca_file(dir.path(), "ca.pem").display()
         ),
-    )
-    .unwrap();
-    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
-    app.admin_until("/readyz", |r| r.status == 200);
+    );
 
     // Every suite lookout offers (rustls with ring, ECDSA certificates), by
     // the name Go's tls.CipherSuiteName gives it.

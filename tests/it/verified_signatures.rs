@@ -7,24 +7,13 @@
 use rustls::pki_types::CertificateDer;
 
 use crate::{
-    probe::{encode, parse},
-    support::{request, spawn_app, App},
+    probe::{probe, value},
+    support::{spawn_with_modules, App},
     targets::{serve, server_tls, Leaf, Pki},
 };
 
 fn success(app: &App, module: &str, target: &str) -> f64 {
-    let response = request(
-        app.probe,
-        "GET",
-        &format!("/probe?module={module}&target={}", encode(target)),
-        &[],
-    );
-    assert_eq!(response.status, 200, "{response:?}");
-    parse(&response.body)
-        .into_iter()
-        .find(|(series, _)| series == "probe_success")
-        .map(|(_, value)| value)
-        .expect("probe_success is reported")
+    value(&probe(app, module, target), "probe_success").expect("probe_success is reported")
 }
 
 /// The same certificate, its signature's last byte changed: the DER still
@@ -44,21 +33,18 @@ fn a_remembered_signature_vouches_for_nothing_else() {
     // Same name, another key: what a cache keyed by certificate would confuse.
     let twin = Pki::new("lookout remembered-signature CA");
     let dir = tempfile::tempdir().unwrap();
-    let (ca, twin_ca) = (dir.path().join("ca.pem"), dir.path().join("twin.pem"));
-    std::fs::write(&ca, pki.ca_pem()).unwrap();
-    std::fs::write(&twin_ca, twin.ca_pem()).unwrap();
-    let modules = dir.path().join("blackbox.yml");
-    std::fs::write(
-        &modules,
-        format!(
+    let (ca, twin_ca) = (
+        pki.ca_file(dir.path(), "ca.pem"),
+        twin.ca_file(dir.path(), "twin.pem"),
+    );
+    let app = spawn_with_modules(
+        dir.path(),
+        &format!(
             "modules:\n  https:\n    prober: http\n    http: {{tls_config: {{ca_file: {}}}}}\n  twin:\n    prober: http\n    http: {{tls_config: {{ca_file: {}}}}}\n",
             ca.display(),
             twin_ca.display()
         ),
-    )
-    .unwrap();
-    let app = spawn_app(&["--config.file", modules.to_str().unwrap()], &[]);
-    app.admin_until("/readyz", |r| r.status == 200);
+    );
 
     let leaf = pki.leaf(&["localhost"], (2020, 2039));
     let forged = with_forged_signature(&leaf);

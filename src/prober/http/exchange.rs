@@ -15,7 +15,7 @@ use http::{
     Request, Response,
 };
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
-use hyper::{body::Incoming, client::conn::http2::SendRequest};
+use hyper::{body::Incoming, client::conn::http2::SendRequest, rt::Executor as _};
 use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -193,7 +193,7 @@ where
         .max_header_list_size(MAX_RESPONSE_HEAD as u32)
         .handshake(TokioIo::new(io))
         .await?;
-    guard.drive(connection);
+    guard.tasks.execute(connection);
     Ok((sender, guard))
 }
 
@@ -273,17 +273,14 @@ pub(crate) struct AbortOnDrop {
 
 impl AbortOnDrop {
     /// Drives a connection on its own task until dropped.
-    pub(super) fn spawn(connection: impl std::future::Future + Send + 'static) -> Self {
+    pub(super) fn spawn<F>(connection: F) -> Self
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let guard = Self::default();
-        guard.drive(connection);
+        guard.tasks.execute(connection);
         guard
-    }
-
-    /// Drives a connection on one more task of this guard's.
-    fn drive(&self, connection: impl std::future::Future + Send + 'static) {
-        self.tasks.spawn(async move {
-            let _ = connection.await;
-        });
     }
 
     /// Keeps `sender`, the connection's request handle, until the tasks are
@@ -316,27 +313,16 @@ impl Drop for AbortOnDrop {
 #[derive(Clone, Default)]
 pub(crate) struct Spawner(Arc<Mutex<Vec<AbortHandle>>>);
 
-impl Spawner {
-    fn spawn<F>(&self, future: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let task = tokio::spawn(future).abort_handle();
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
-    }
-}
-
 impl<F> hyper::rt::Executor<F> for Spawner
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     fn execute(&self, future: F) {
-        self.spawn(async move {
-            future.await;
-        });
+        let task = tokio::spawn(future).abort_handle();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
     }
 }
